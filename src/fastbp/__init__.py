@@ -1,0 +1,14 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""fastbp: fast backpropagation neural networks on the CPU."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._regressor import BPRegressor
+
+try:
+    __version__ = version("fastbp")
+except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["BPRegressor", "__version__"]

@@ -1,0 +1,738 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""BPRegressor: a backpropagation network regressor over the Cython core."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _core
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_ACTIVATIONS = {
+    "identity": _core.Activation.IDENTITY,
+    "logistic": _core.Activation.LOGISTIC,
+    "tanh": _core.Activation.TANH,
+    "relu": _core.Activation.RELU,
+    "exp": _core.Activation.EXP,
+}
+_DIVERGED = (
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed."
+)
+_DIVERGED_ADVICE = "Scale X (for example with StandardScaler) or lower learning_rate_init."
+
+
+class BPRegressor(RegressorMixin, BaseEstimator):
+    """Multi-layer perceptron regressor trained by backpropagation, in Cython.
+
+    A line-for-line replacement for :class:`sklearn.neural_network.MLPRegressor`:
+    the same parameters with the same defaults, the same fitted attributes, and,
+    for the same ``random_state``, the same initial weights, shuffles,
+    early-stopping split and results. The whole minibatch loop of an epoch runs
+    in compiled code with the GIL released.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss. ``'poisson'`` is not supported yet and raises ``ValueError``.
+
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer. ``()``
+        means no hidden layer: a single layer of neurons ``z = X @ w + b``, the
+        textbook neuron trained by gradient descent on the squared error.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The weight optimizer. ``'lbfgs'`` is not supported yet and raises
+        ``ValueError``.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the intercepts). As in
+        scikit-learn, it is divided by the number of samples in the batch.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; ``'auto'`` means ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule for ``solver='sgd'``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd and adam).
+
+    power_t : float, default=0.5
+        Exponent of the inverse-scaling schedule.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the early-stopping split and the
+        shuffles, drawn in the same order as scikit-learn draws them.
+
+    tol : float, default=1e-4
+        Improvement threshold for the stopping rule.
+
+    verbose : bool, default=False
+        Print the loss of each epoch.
+
+    warm_start : bool, default=False
+        Reuse the previous weights in ``fit``; the optimizer state starts afresh,
+        as in scikit-learn.
+
+    momentum : float, default=0.9
+        Momentum of ``solver='sgd'``.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``solver='sgd'``.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its R² stops
+        improving and restore the best weights.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
+
+    beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
+        Adam's moment decay rates and numerical-stability term.
+
+    n_iter_no_change : int or np.inf, default=10
+        Number of epochs without ``tol`` improvement before stopping.
+
+    max_fun : int, default=15000
+        Maximum number of loss evaluations for ``solver='lbfgs'``.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        The weight matrix of each layer.
+    intercepts_ : list of ndarray of shape (n_out,)
+        The bias vector of each layer.
+    loss_ : float
+        The training loss of the last completed epoch.
+    best_loss_ : float or None
+        The lowest training loss reached (None with early stopping).
+    loss_curve_ : list of float
+        The training loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation R² of each epoch (None without early stopping).
+    best_validation_score_ : float or None
+        The best validation R² (None without early stopping).
+    t_ : int
+        The number of training samples seen by the optimizer.
+    n_iter_ : int
+        The number of epochs run by the last call of ``fit`` or ``partial_fit``.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        The output activation, ``'identity'``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    Deliberate differences from scikit-learn's ``MLPRegressor`` (1.9):
+
+    - **Multi-output loss.** With several outputs, scikit-learn reports the
+      squared error averaged over the outputs while it follows the gradient of the
+      error summed over them (scikit-learn issue #8349). ``BPRegressor`` follows
+      the same gradient, so it trains the same weights, and reports the loss that
+      gradient belongs to: summed over outputs. ``loss_``, ``loss_curve_`` and
+      ``best_loss_`` are therefore larger by about ``n_outputs`` (exactly so with
+      ``alpha=0``), and the ``tol`` stopping rule on the training loss sees those
+      values.
+    - **Tags.** ``__sklearn_tags__`` says ``multi_output=True``; scikit-learn's
+      says False although its estimator fits several outputs.
+    - **float32** data trains in float32 throughout, including the targets (which
+      scikit-learn keeps in float64, mixing precisions in the last layer).
+    - **Divergence.** When an epoch's loss or weights become non-finite, training
+      stops, the weights and optimizer state go back to the last finite epoch and
+      a ``ConvergenceWarning`` says so; the non-finite loss stays in
+      ``loss_curve_``. If the first epoch of a call diverges, the call raises
+      ``ValueError`` and leaves the estimator as it was before the call.
+      scikit-learn instead goes on training on NaN and then raises, leaving
+      NaN weights behind.
+    - **partial_fit** exists only for the stochastic solvers (scikit-learn's
+      regressor offers it with ``'lbfgs'`` and runs a full fit).
+    - **Mixed dtypes.** When ``partial_fit`` or a warm-started ``fit`` receives
+      data of another floating dtype than the model, the parameters are cast to
+      the data's dtype and training goes on in it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import BPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 1))
+    >>> y = 2 * X[:, 0] + 0.01 * rng.standard_normal(200)
+    >>> neuron = BPRegressor(hidden_layer_sizes=(), solver="sgd",
+    ...                      learning_rate_init=0.1, max_iter=200, alpha=0,
+    ...                      random_state=0).fit(X, y)
+    >>> round(float(neuron.coefs_[0][0, 0]), 2), abs(float(neuron.intercepts_[0][0])) < 0.01
+    (2.0, True)
+    """
+
+    _parameter_constraints: dict = {
+        "loss": [StrOptions({"squared_error", "poisson"})],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------ API
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the network to data X and target(s) y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+
+        Returns
+        -------
+        self : BPRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "%s is not stochastic." % self.solver
+            )
+        return True
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Update the model with one epoch over X and y.
+
+        The optimizer state (Adam moments, SGD velocities and learning rate)
+        carries over from one call to the next.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+
+        Returns
+        -------
+        self : BPRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict with the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values, in X's floating dtype.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=(np.float64, np.float32), order="C"
+        )
+        y_pred = self._forward(X)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------ internals
+
+    def _forward(self, X):
+        """Forward pass of validated, C-contiguous X, in X's dtype."""
+        coefs, intercepts = self.coefs_, self.intercepts_
+        if coefs[0].dtype != X.dtype:
+            coefs = [np.ascontiguousarray(c, dtype=X.dtype) for c in coefs]
+            intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
+        out = np.empty((X.shape[0], self.n_outputs_), dtype=X.dtype)
+        _core.predict(
+            X,
+            coefs,
+            intercepts,
+            _ACTIVATIONS[self.activation],
+            _ACTIVATIONS[self.out_activation_],
+            out,
+        )
+        return out
+
+    def _hidden_layers(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        for size in sizes:
+            if (
+                isinstance(size, (bool, np.bool_))
+                or not isinstance(size, (Integral, np.integer))
+                or size <= 0
+            ):
+                raise ValueError(
+                    "hidden_layer_sizes must be > 0, got %s." % (sizes,)
+                )
+        return [int(s) for s in sizes]
+
+    def _validate_input(self, X, y, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            order="C",
+            reset=reset,
+        )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                "y must hold real numbers; got an array of dtype %s." % y.dtype
+            )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        y = np.ascontiguousarray(y, dtype=X.dtype)
+        if not np.isfinite(y).all():
+            raise ValueError("Input y contains infinity or a value too large for %r."
+                             % y.dtype)
+        return X, y
+
+    def _fit(self, X, y, incremental):
+        hidden = self._hidden_layers()
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported yet; use solver='adam' or 'sgd'."
+            )
+        if self.loss == "poisson":
+            raise ValueError(
+                "loss='poisson' is not supported yet; use loss='squared_error'."
+            )
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, y = self._validate_input(X, y, reset=first_pass)
+        n_features = X.shape[1]
+        layer_units = [n_features] + hidden + [y.shape[1]]
+        if not first_pass:
+            fitted_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            if fitted_units != layer_units:
+                raise ValueError(
+                    "The network has layer sizes %s but X, y and hidden_layer_sizes "
+                    "ask for %s; fit again without warm_start to change them."
+                    % (fitted_units, layer_units)
+                )
+
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        self._fit_stochastic(X, y, incremental)
+        return self
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        self.coefs_ = []
+        self.intercepts_ = []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            coef, intercept = self._init_coef(fan_in, fan_out, dtype)
+            self.coefs_.append(coef)
+            self.intercepts_.append(intercept)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _init_coef(self, fan_in, fan_out, dtype):
+        # Glorot uniform, drawn exactly as scikit-learn draws it.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+        intercept = self._random_state.uniform(-bound, bound, fan_out)
+        return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
+
+    def _adopt_dtype(self, dtype):
+        """Make the parameters writable, C-contiguous arrays of ``dtype``."""
+
+        def own(a):
+            return np.require(a, dtype=dtype, requirements=["C", "W", "O"])
+
+        self.coefs_ = [own(c) for c in self.coefs_]
+        self.intercepts_ = [own(b) for b in self.intercepts_]
+        state = getattr(self, "_optimizer_state", None)
+        if state is not None:
+            state["moments"] = [own(m) for m in state["moments"]]
+
+    def _new_optimizer_state(self):
+        params = self.coefs_ + self.intercepts_
+        n_moments = 2 if self.solver == "adam" else 1
+        return {
+            "solver": self.solver,
+            "learning_rate": float(self.learning_rate_init),
+            "t": 0,
+            "moments": [np.zeros_like(p) for _ in range(n_moments) for p in params],
+        }
+
+    def _fit_stochastic(self, X, y, incremental):
+        state = getattr(self, "_optimizer_state", None)
+        if not incremental or state is None or state["solver"] != self.solver:
+            state = self._optimizer_state = self._new_optimizer_state()
+        self._adopt_dtype(X.dtype)
+        params = self.coefs_ + self.intercepts_
+        moments = state["moments"]
+
+        early_stopping = self.early_stopping
+        n_samples = X.shape[0]
+        if early_stopping:
+            # Splitting indices draws the same permutation as splitting X would,
+            # without copying the training rows.
+            train_idx, val_idx = train_test_split(
+                np.arange(n_samples),
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+            )
+            if val_idx.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            train_idx = train_idx.astype(np.intp, copy=False)
+            X_val, y_val = X[val_idx], y[val_idx]
+            n_train = train_idx.shape[0]
+        else:
+            train_idx = X_val = y_val = None
+            n_train = n_samples
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_train))
+
+        trainer = _core.Trainer(
+            self.coefs_,
+            self.intercepts_,
+            moments,
+            batch_size,
+            _ACTIVATIONS[self.activation],
+            _ACTIVATIONS[self.out_activation_],
+            _core.Loss.SQUARED_ERROR,
+            _core.Solver.ADAM if self.solver == "adam" else _core.Solver.SGD,
+            alpha=float(self.alpha),
+            momentum=float(self.momentum),
+            nesterov=bool(self.nesterovs_momentum),
+            beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+        )
+        gather = bool(self.shuffle or early_stopping)
+        sample_idx = np.arange(n_train, dtype=np.intp)
+        order = sample_idx if train_idx is None else train_idx
+        # The last finite state, to go back to if an epoch diverges or is cut short.
+        saved_params = [p.copy() for p in params]
+        saved_moments = [m.copy() for m in moments]
+
+        def checkpoint():
+            for dst, src in zip(saved_params + saved_moments, params + moments):
+                np.copyto(dst, src)
+            return {
+                "t_": self.t_,
+                "n_iter_": self.n_iter_,
+                "loss_": getattr(self, "loss_", None),
+                "curve": len(self.loss_curve_),
+                "scores": None if self.validation_scores_ is None
+                else len(self.validation_scores_),
+                "best_loss_": self.best_loss_,
+                "best_validation_score_": self.best_validation_score_,
+                "no_improvement": self._no_improvement_count,
+                "opt_t": state["t"],
+                "learning_rate": state["learning_rate"],
+            }
+
+        def rollback(mark, keep_curves):
+            for dst, src in zip(params + moments, saved_params + saved_moments):
+                np.copyto(dst, src)
+            self.t_ = mark["t_"]
+            state["t"] = mark["opt_t"]
+            state["learning_rate"] = mark["learning_rate"]
+            if keep_curves:
+                return
+            self.n_iter_ = mark["n_iter_"]
+            if mark["loss_"] is None:
+                del self.loss_
+            else:
+                self.loss_ = mark["loss_"]
+            del self.loss_curve_[mark["curve"]:]
+            if mark["scores"] is not None:
+                del self.validation_scores_[mark["scores"]:]
+            self.best_loss_ = mark["best_loss_"]
+            self.best_validation_score_ = mark["best_validation_score_"]
+            self._no_improvement_count = mark["no_improvement"]
+
+        self.n_iter_ = 0
+        mark = None
+        try:
+            for _ in range(self.max_iter):
+                mark = checkpoint()
+                if self.shuffle:
+                    # The same draw as sklearn.utils.shuffle(sample_idx).
+                    perm = np.arange(n_train)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                    order = sample_idx if train_idx is None else train_idx[sample_idx]
+                loss_sum, coef_sq, intercept_sq, state["t"] = _core.train_epoch(
+                    trainer,
+                    X,
+                    y,
+                    order,
+                    gather,
+                    batch_size,
+                    state["learning_rate"],
+                    state["t"],
+                )
+                self.n_iter_ += 1
+                self.loss_ = loss_sum / n_train
+                self.t_ += n_train
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                diverged = not (
+                    np.isfinite(self.loss_) and np.isfinite(coef_sq + intercept_sq)
+                )
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                if diverged:
+                    self._diverged(mark, rollback)
+                    break
+                mark = None
+
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    state["learning_rate"] = float(self.learning_rate_init) / (
+                        self.t_ + 1
+                    ) ** self.power_t
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    if self._trigger_stopping(msg, state):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            if mark is not None:
+                # Cut inside an epoch: go back to the last completed one.
+                rollback(mark, keep_curves=False)
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            self.coefs_ = [c.copy() for c in self._best_coefs]
+            self.intercepts_ = [b.copy() for b in self._best_intercepts]
+
+    def _diverged(self, mark, rollback):
+        first_epoch = self.n_iter_ == 1
+        rollback(mark, keep_curves=not first_epoch)
+        if first_epoch:
+            raise ValueError(
+                "%s %s The model was left as it was before this call."
+                % (_DIVERGED, _DIVERGED_ADVICE)
+            )
+        last = self.loss_curve_[-2]
+        self.loss_ = last
+        warnings.warn(
+            "Training diverged at epoch %d (the loss or the weights became "
+            "non-finite). Stopped and restored the weights of epoch %d. %s"
+            % (self.n_iter_, self.n_iter_ - 1, _DIVERGED_ADVICE),
+            ConvergenceWarning,
+        )
+
+    def _trigger_stopping(self, msg, state):
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if state["learning_rate"] <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        state["learning_rate"] /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % state["learning_rate"])
+        return False
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+        if early_stopping:
+            y_pred = self._forward(X_val)
+            if np.isfinite(y_pred).all():
+                score = float(r2_score(y_val, y_pred))
+            else:
+                score = np.nan
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [b.copy() for b in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
