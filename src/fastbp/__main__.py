@@ -1,0 +1,41 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""The ``fastbp`` command (also ``python -m fastbp``)."""
+
+import argparse
+import sys
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="fastbp", description="Fast backpropagation neural networks on the CPU."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "demo",
+        help="train the single neuron, then fastbp beside scikit-learn on diabetes",
+        description="Train the single neuron on y = 2x, then BPRegressor and "
+        "MLPRegressor side by side on the diabetes data.",
+    )
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if args.command == "demo":
+        from ._demo import main as demo
+
+        return demo()
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
