@@ -443,6 +443,13 @@ cdef class Trainer:
         return [self.units[l] for l in range(self.n_layers + 1)]
 
 
+cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
+    """Address of a[0, 0], or NULL for an array without elements."""
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
+
+
 cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
     if floating is float:
         return True
@@ -546,7 +553,7 @@ def train_epoch(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1
     cdef Py_ssize_t n = order.shape[0] if gather else X.shape[0]
     cdef double total, wsq = 0.0, isq = 0.0
     cdef const Py_ssize_t* order_ptr = NULL
-    if _is_single(&X[0, 0]) != trainer.single:
+    if _is_single(_first(X)) != trainer.single:
         raise TypeError("X dtype does not match the parameters")
     if X.shape[1] != trainer.units[0] or Y.shape[1] != trainer.units[trainer.n_layers]:
         raise ValueError("X or Y columns do not match the network")
@@ -556,10 +563,10 @@ def train_epoch(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1
         raise ValueError("the Trainer has no optimizer state")
     if gather and order.shape[0] > 0:
         order_ptr = &order[0]
-    if n == 0:
-        return 0.0, 0.0, 0.0, adam_t
+    if X.shape[0] == 0:
+        n = 0
     with nogil:
-        total = _run_epoch(trainer, &X[0, 0], &Y[0, 0], order_ptr, n, gather,
+        total = _run_epoch(trainer, _first(X), _first(Y), order_ptr, n, gather,
                            batch_size, learning_rate, &adam_t, &wsq, &isq)
     return total, wsq, isq, adam_t
 
@@ -584,7 +591,7 @@ def loss_grad(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] 
     cdef floating* g
     cdef floating* w
     cdef floating alpha = <floating> trainer.alpha, denom = <floating> n
-    if _is_single(&X[0, 0]) != trainer.single:
+    if _is_single(_first(X)) != trainer.single:
         raise TypeError("X dtype does not match the parameters")
     n_features = trainer.units[0]
     n_outputs = trainer.units[L]
