@@ -347,7 +347,9 @@ cdef class Trainer:
         dtype = np.dtype(coefs[0].dtype)
         if dtype != np.float32 and dtype != np.float64:
             raise TypeError("Trainer works on float32 or float64 parameters")
-        n_moments = {SGD: 1, ADAM: 2}[solver]
+        if solver != SGD and solver != ADAM:
+            raise ValueError("unknown solver %r" % solver)
+        n_moments = 2 if solver == ADAM else 1
         if len(state) not in (0, 2 * L * n_moments):
             raise ValueError("optimizer state does not match the layers")
         self.keep = [list(coefs), list(intercepts), list(state)]

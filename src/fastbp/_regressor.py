@@ -179,9 +179,10 @@ class BPRegressor(RegressorMixin, BaseEstimator):
       says False although its estimator fits several outputs.
     - **float32** data trains in float32 throughout, including the targets (which
       scikit-learn keeps in float64, mixing precisions in the last layer).
-    - **Divergence.** When an epoch's loss or weights become non-finite, training
-      stops, the weights and optimizer state go back to the last finite epoch and
-      a ``ConvergenceWarning`` says so; the non-finite loss stays in
+    - **Divergence.** When an epoch's loss or weights become non-finite (or the
+      sum of the squared weights overflows), training stops, the weights and
+      optimizer state go back to the previous epoch and a ``ConvergenceWarning``
+      says so; the diverged epoch's loss (non-finite, or huge) stays in
       ``loss_curve_``. If the first epoch of a call diverges, the call raises
       ``ValueError`` and leaves the estimator as it was before the call.
       scikit-learn instead goes on training on NaN and then raises, leaving
@@ -193,6 +194,7 @@ class BPRegressor(RegressorMixin, BaseEstimator):
       with the best weights, as early stopping promises.
     - **partial_fit** exists only for the stochastic solvers (scikit-learn's
       regressor offers it with ``'lbfgs'`` and runs a full fit).
+    - **Sparse X** is not supported yet and raises ``TypeError``.
     - **Mixed dtypes.** When ``partial_fit`` or a warm-started ``fit`` receives
       data of another floating dtype than the model, the parameters are cast to
       the data's dtype and training goes on in it.
@@ -525,7 +527,9 @@ class BPRegressor(RegressorMixin, BaseEstimator):
         self.intercepts_ = [own(b) for b in self.intercepts_]
         state = getattr(self, "_optimizer_state", None)
         if state is not None:
-            state["moments"] = [own(m) for m in state["moments"]]
+            # A new dict, so that a failed call that restores __dict__ also gets
+            # the old moments back.
+            self._optimizer_state = {**state, "moments": [own(m) for m in state["moments"]]}
 
     def _new_optimizer_state(self):
         params = self.coefs_ + self.intercepts_
@@ -538,10 +542,10 @@ class BPRegressor(RegressorMixin, BaseEstimator):
         }
 
     def _fit_stochastic(self, X, y, incremental):
+        self._adopt_dtype(X.dtype)
         state = getattr(self, "_optimizer_state", None)
         if not incremental or state is None or state["solver"] != self.solver:
             state = self._optimizer_state = self._new_optimizer_state()
-        self._adopt_dtype(X.dtype)
 
         if self.early_stopping:
             train_idx, val_idx = self._early_stopping_split(X.shape[0])

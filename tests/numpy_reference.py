@@ -1,0 +1,135 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""A short plain-NumPy multi-layer perceptron: the oracle the kernels answer to.
+
+It follows scikit-learn's ``MLPRegressor`` conventions. The loss is the mean over
+samples of a per-sample loss summed over the outputs, plus ``alpha/(2n) *
+sum(W**2)`` over the weights (never the intercepts). Gradients are scaled by the
+number of samples, and the SGD and Adam steps are written as scikit-learn's
+``_stochastic_optimizers`` writes them. Everything is computed in float64,
+whatever the dtype of the inputs, so float32 kernels can be held against it.
+"""
+
+import numpy as np
+from scipy.special import xlogy
+
+
+def activate(z, name):
+    """Return act(z) for one of identity, logistic, tanh, relu, exp."""
+    if name == "identity":
+        return z
+    if name == "logistic":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "exp":
+        return np.exp(z)
+    raise ValueError("unknown activation %r" % name)
+
+
+def derivative(a, name):
+    """Return act'(z) written through the layer output a = act(z)."""
+    if name == "identity":
+        return np.ones_like(a)
+    if name == "logistic":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return (a > 0).astype(a.dtype)
+    raise ValueError("unknown hidden activation %r" % name)
+
+
+def as64(arrays):
+    """Return float64 copies of a list of arrays."""
+    return [np.array(a, dtype=np.float64) for a in arrays]
+
+
+def forward(X, coefs, intercepts, activation, out_activation):
+    """Return the activations [X, a_1, ..., a_L] of every layer, in float64."""
+    acts = [np.asarray(X, dtype=np.float64)]
+    for layer, (W, b) in enumerate(zip(as64(coefs), as64(intercepts))):
+        name = activation if layer + 1 < len(coefs) else out_activation
+        acts.append(activate(acts[-1] @ W + b, name))
+    return acts
+
+
+def data_loss(Y, pred, loss):
+    """Return mean_i sum_j of 0.5*(p - y)**2, or of the half Poisson deviance."""
+    if loss == "squared_error":
+        per_entry = 0.5 * (pred - Y) ** 2
+    elif loss == "poisson":
+        per_entry = xlogy(Y, Y / pred) - Y + pred
+    else:
+        raise ValueError("unknown loss %r" % loss)
+    return per_entry.sum() / Y.shape[0]
+
+
+def l2_penalty(coefs, alpha, n_samples):
+    """Return alpha / (2 n) * sum(W**2); intercepts are not penalised."""
+    return alpha / (2 * n_samples) * sum(np.sum(W**2) for W in as64(coefs))
+
+
+def loss_and_grads(X, Y, coefs, intercepts, activation, out_activation, loss, alpha):
+    """Return (loss, coef_grads, intercept_grads), scaled the scikit-learn way."""
+    coefs = as64(coefs)
+    n = X.shape[0]
+    Y = np.asarray(Y, dtype=np.float64)
+    acts = forward(X, coefs, intercepts, activation, out_activation)
+    value = data_loss(Y, acts[-1], loss) + l2_penalty(coefs, alpha, n)
+    # Each loss is paired with its canonical output (identity, exp), so dloss/dz
+    # of the output layer is pred - y for both.
+    delta = acts[-1] - Y
+    coef_grads, intercept_grads = [None] * len(coefs), [None] * len(coefs)
+    for layer in range(len(coefs) - 1, -1, -1):
+        coef_grads[layer] = (acts[layer].T @ delta + alpha * coefs[layer]) / n
+        intercept_grads[layer] = delta.sum(axis=0) / n
+        if layer > 0:
+            delta = (delta @ coefs[layer].T) * derivative(acts[layer], activation)
+    return value, coef_grads, intercept_grads
+
+
+def sgd_step(params, grads, velocities, lr, momentum, nesterov):
+    """One SGD step in place: v = mu*v - lr*g; p += v (nesterov: p += mu*v - lr*g)."""
+    for p, g, v in zip(params, grads, velocities):
+        v[...] = momentum * v - lr * g
+        p += momentum * v - lr * g if nesterov else v
+
+
+def adam_step(params, grads, ms, vs, t, lr_init, beta_1, beta_2, epsilon):
+    """One Adam step in place, with the bias-corrected learning rate; returns t + 1."""
+    t += 1
+    lr = lr_init * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    for p, g, m, v in zip(params, grads, ms, vs):
+        m[...] = beta_1 * m + (1 - beta_1) * g
+        v[...] = beta_2 * v + (1 - beta_2) * g**2
+        p -= lr * m / (np.sqrt(v) + epsilon)
+    return t
+
+
+def train_epoch(X, Y, rows, coefs, intercepts, state, batch_size, lr, t, *,
+                activation="relu", out_activation="identity", loss="squared_error",
+                solver="sgd", alpha=0.0, momentum=0.9, nesterov=True, beta_1=0.9,
+                beta_2=0.999, epsilon=1e-8):
+    """One epoch over X[rows]; returns (loss_sum, coef_sq, intercept_sq, t)."""
+    # coefs, intercepts and state are float64 arrays, updated in place.
+    n_params = len(coefs) + len(intercepts)
+    loss_sum = 0.0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        value, coef_grads, intercept_grads = loss_and_grads(
+            X[batch], Y[batch], coefs, intercepts, activation, out_activation, loss,
+            alpha)
+        # scikit-learn accumulates batch_loss * n_batch, the L2 term included.
+        loss_sum += value * len(batch)
+        params, grads = coefs + intercepts, coef_grads + intercept_grads
+        if solver == "adam":
+            t = adam_step(params, grads, state[:n_params], state[n_params:], t, lr,
+                          beta_1, beta_2, epsilon)
+        else:
+            sgd_step(params, grads, state, lr, momentum, nesterov)
+    coef_sq = sum(np.sum(W**2) for W in coefs)
+    intercept_sq = sum(np.sum(b**2) for b in intercepts)
+    return loss_sum, coef_sq, intercept_sq, t
