@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 
 from . import _core
+from ._progress import CallbackSupport, EpochReporter, callback_scope
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _ACTIVATIONS = {
@@ -48,7 +49,7 @@ def _blas_threads_for(layer_units, batch_size):
     return _blas[0].limit(limits=1, user_api="blas")
 
 
-class BPRegressor(RegressorMixin, BaseEstimator):
+class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     """Multi-layer perceptron regressor trained by backpropagation, in Cython.
 
     A line-for-line replacement for :class:`sklearn.neural_network.MLPRegressor`:
@@ -444,7 +445,8 @@ class BPRegressor(RegressorMixin, BaseEstimator):
         # by the epoch checkpoint before the error propagates.
         before = dict(self.__dict__)
         try:
-            return self._fit_unguarded(X, y, incremental)
+            with callback_scope(self):
+                return self._fit_unguarded(X, y, incremental)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -612,10 +614,12 @@ class BPRegressor(RegressorMixin, BaseEstimator):
         sample_idx = np.arange(n_train, dtype=np.intp)
         order = sample_idx if train_idx is None else train_idx
         checkpoint = _Checkpoint(self)
+        reporter = EpochReporter(self, n_train, 1 if incremental else self.max_iter)
         in_epoch = False
         try:
             for _ in range(self.max_iter):
                 checkpoint.save()
+                reporter.begin_epoch()
                 in_epoch = True
                 if self.shuffle:
                     # The same draw as sklearn.utils.shuffle(sample_idx).
@@ -638,6 +642,9 @@ class BPRegressor(RegressorMixin, BaseEstimator):
                     self._diverged(checkpoint)
                     break
                 in_epoch = False
+                score = self.validation_scores_[-1] if validation is not None else None
+                if reporter.end_epoch(self.loss_, score):
+                    break
 
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     state["learning_rate"] = float(self.learning_rate_init) / (
@@ -661,6 +668,8 @@ class BPRegressor(RegressorMixin, BaseEstimator):
                 # Cut inside an epoch: go back to the last completed one.
                 checkpoint.restore(keep_curves=False)
             warnings.warn("Training interrupted by user.")
+        finally:
+            reporter.close()
 
     def _diverged(self, checkpoint):
         first_epoch = self.n_iter_ == 1
