@@ -371,6 +371,15 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             return y_pred.ravel()
         return y_pred
 
+    def save(self, path):
+        """Save the fitted model to ``path`` in fastbp's pickle-free format.
+
+        See :func:`fastbp.load`.
+        """
+        from ._persist import save
+
+        return save(self, path)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
