@@ -22,12 +22,16 @@ Design
   over them plus the per-fit workspaces.
 """
 
+import threading
+
 import numpy as np
 
 from cython cimport floating
 from libc.math cimport exp, expf, log, pow, sqrt, tanh, tanhf
 from libc.stdlib cimport free, malloc
+from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
@@ -131,37 +135,188 @@ cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t 
 # --------------------------------------------------------------------------
 
 cdef double _loss_and_delta(const floating* pred, const floating* y,
-                            const Py_ssize_t* rows, Py_ssize_t n_rows,
-                            Py_ssize_t n_outputs, int loss,
-                            floating* delta_out) noexcept nogil:
-    """Return sum_i loss_i and write delta = dloss/dz = pred - y (canonical link).
+                            const floating* sample_weight, const Py_ssize_t* rows,
+                            Py_ssize_t start, Py_ssize_t n_rows, Py_ssize_t n_outputs,
+                            int loss, floating* delta_out) noexcept nogil:
+    """Return sum_i w_i loss_i and write delta = w_i * dloss/dz = w_i (pred - y).
 
     squared error: loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
     poisson:       loss_i = sum_j y log(y / pred) - y + pred, pred = exp(z).
-    pred, delta_out: (n_rows, n_outputs); y rows are y[rows[i]] (or y[i] if rows
-    is NULL).
+    pred, delta_out: (n_rows, n_outputs). Row i of the block is row r of y and
+    sample_weight, r = rows[i] (or start + i if rows is NULL); no weights is w = 1.
     """
     cdef Py_ssize_t i, j, r
-    cdef double total = 0.0, d, t
+    cdef double total = 0.0, row_total, d, t
+    cdef floating w
     cdef const floating* y_row
+    cdef floating* d_row
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else i
+        r = rows[i] if rows != NULL else start + i
         y_row = y + r * n_outputs
+        d_row = delta_out + i * n_outputs
+        row_total = 0.0
         for j in range(n_outputs):
-            delta_out[i * n_outputs + j] = pred[i * n_outputs + j] - y_row[j]
+            d_row[j] = pred[i * n_outputs + j] - y_row[j]
             if loss == POISSON:
                 t = y_row[j]
                 d = pred[i * n_outputs + j]
                 if t > 0:
-                    total += t * log(t / d) - t + d
+                    row_total += t * log(t / d) - t + d
                 else:
-                    total += d
+                    row_total += d
             else:
-                d = delta_out[i * n_outputs + j]
-                total += d * d
-    if loss == POISSON:
-        return total
-    return 0.5 * total
+                d = d_row[j]
+                row_total += d * d
+        if loss != POISSON:
+            row_total *= 0.5
+        if sample_weight != NULL:
+            w = sample_weight[r]
+            row_total *= w
+            for j in range(n_outputs):
+                d_row[j] *= w
+        total += row_total
+    return total
+
+
+# --------------------------------------------------------------------------
+# Input rows: dense row-major, or CSR
+# --------------------------------------------------------------------------
+
+cdef struct Input:
+    const void* dense             # (n_rows, n_features) row-major, or NULL if CSR
+    const void* data              # CSR values
+    const Py_ssize_t* indices     # CSR column of each value
+    const Py_ssize_t* indptr      # CSR row starts, n_rows + 1
+    Py_ssize_t n_rows
+    Py_ssize_t n_features
+
+
+cdef const floating* _dense_block(const Input* x, floating* gathered,
+                                  const Py_ssize_t* rows, Py_ssize_t start,
+                                  Py_ssize_t n_rows) noexcept nogil:
+    """The block's rows as a contiguous matrix: a slice of X or a gather; NULL
+    for CSR input, whose first layer is computed straight from the sparse rows."""
+    cdef Py_ssize_t i, nf = x.n_features
+    cdef const floating* dense = <const floating*> x.dense
+    if dense == NULL:
+        return NULL
+    if rows == NULL:
+        return dense + start * nf
+    for i in range(n_rows):
+        memcpy(gathered + i * nf, dense + rows[i] * nf, nf * sizeof(floating))
+    return gathered
+
+
+cdef void _sparse_dot(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
+                      Py_ssize_t n_rows, const floating* coef, Py_ssize_t n_out,
+                      floating* z_out) noexcept nogil:
+    """z_out = X[block] @ coef for CSR X. coef: (n_features, n_out)."""
+    cdef Py_ssize_t i, p, j, r
+    cdef const floating* data = <const floating*> x.data
+    cdef const floating* w_row
+    cdef floating* z_row
+    cdef floating v
+    memset(z_out, 0, n_rows * n_out * sizeof(floating))
+    for i in range(n_rows):
+        r = rows[i] if rows != NULL else start + i
+        z_row = z_out + i * n_out
+        for p in range(x.indptr[r], x.indptr[r + 1]):
+            v = data[p]
+            w_row = coef + x.indices[p] * n_out
+            for j in range(n_out):
+                z_row[j] += v * w_row[j]
+
+
+cdef void _sparse_grad(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
+                       Py_ssize_t n_rows, const floating* delta, Py_ssize_t n_out,
+                       floating* grad, bint accumulate) noexcept nogil:
+    """grad (+)= X[block].T @ delta for CSR X. grad: (n_features, n_out)."""
+    cdef Py_ssize_t i, p, j, r
+    cdef const floating* data = <const floating*> x.data
+    cdef const floating* d_row
+    cdef floating* g_row
+    cdef floating v
+    if not accumulate:
+        memset(grad, 0, x.n_features * n_out * sizeof(floating))
+    for i in range(n_rows):
+        r = rows[i] if rows != NULL else start + i
+        d_row = delta + i * n_out
+        for p in range(x.indptr[r], x.indptr[r + 1]):
+            v = data[p]
+            g_row = grad + x.indices[p] * n_out
+            for j in range(n_out):
+                g_row[j] += v * d_row[j]
+
+
+cdef class Rows:
+    """The input matrix X as the kernels read it: dense C-contiguous, or CSR.
+
+    ``Rows(X)`` for a dense array; ``Rows.csr(data, indices, indptr, n_features)``
+    for CSR parts. The constructor checks everything the kernels rely on, so no
+    row or column index can point outside the arrays.
+    """
+
+    cdef Input c
+    cdef readonly bint sparse
+    cdef readonly bint single
+    cdef object keep
+
+    def __init__(self, X):
+        if isinstance(X, Rows):
+            self.c = (<Rows> X).c
+            self.sparse = (<Rows> X).sparse
+            self.single = (<Rows> X).single
+            self.keep = (<Rows> X).keep
+            return
+        X = np.asanyarray(X)
+        if X.ndim != 2 or X.dtype not in (np.float32, np.float64):
+            raise TypeError("X must be a 2-D float32 or float64 array")
+        if not X.flags.c_contiguous:
+            raise ValueError("X must be C-contiguous")
+        self.keep = X
+        self.sparse = False
+        self.single = X.dtype == np.float32
+        self.c.n_rows = X.shape[0]
+        self.c.n_features = X.shape[1]
+        self.c.dense = _address(X) if X.size else NULL
+        self.c.data = NULL
+        self.c.indices = NULL
+        self.c.indptr = NULL
+
+    @staticmethod
+    def csr(data, indices, indptr, Py_ssize_t n_features):
+        """Rows over CSR parts; indices and indptr are converted to intp."""
+        cdef Rows self = Rows.__new__(Rows)
+        data = np.ascontiguousarray(data)
+        indices = np.ascontiguousarray(indices, dtype=np.intp)
+        indptr = np.ascontiguousarray(indptr, dtype=np.intp)
+        if data.ndim != 1 or data.dtype not in (np.float32, np.float64):
+            raise TypeError("CSR data must be a 1-D float32 or float64 array")
+        if (indices.ndim != 1 or indptr.ndim != 1 or indptr.shape[0] < 1
+                or indices.shape[0] != data.shape[0] or indptr[0] != 0
+                or indptr[indptr.shape[0] - 1] != data.shape[0] or np.any(np.diff(indptr) < 0)):
+            raise ValueError("inconsistent CSR structure")
+        if n_features < 1 or (indices.shape[0]
+                              and (indices.min() < 0 or indices.max() >= n_features)):
+            raise ValueError("CSR column indices out of range")
+        self.keep = (data, indices, indptr)
+        self.sparse = True
+        self.single = data.dtype == np.float32
+        self.c.dense = NULL
+        self.c.data = _address(data) if data.shape[0] else NULL
+        self.c.indices = <const Py_ssize_t*> _address(indices) if indices.shape[0] else NULL
+        self.c.indptr = <const Py_ssize_t*> _address(indptr)
+        self.c.n_rows = indptr.shape[0] - 1
+        self.c.n_features = n_features
+        return self
+
+    @property
+    def shape(self):
+        return (self.c.n_rows, self.c.n_features)
+
+
+cdef Rows _as_rows(object X):
+    return X if isinstance(X, Rows) else Rows(X)
 
 
 # --------------------------------------------------------------------------
@@ -170,34 +325,41 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
 
 cdef void _forward(Py_ssize_t n_layers, const Py_ssize_t* units,
                    floating** coef, floating** intercept, int activation,
-                   int out_activation, const floating* a0, Py_ssize_t n_rows,
+                   int out_activation, const Input* x, const floating* a0,
+                   const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t n_rows,
                    floating** act_out) noexcept nogil:
     """act_out[l + 1] = act(act_out[l] @ coef[l] + intercept[l]), act_out[0] = a0.
 
-    act_out[l]: (n_rows, units[l]) for l >= 1; act_out[0] is not read.
+    a0 is the block as a dense matrix, or NULL when x is CSR (then the first
+    layer reads rows[i] or start + i of x). act_out[l]: (n_rows, units[l]).
     """
     cdef Py_ssize_t l
     cdef const floating* a_prev = a0
     cdef floating* z
     for l in range(n_layers):
         z = act_out[l + 1]
-        _gemm(False, False, <int> n_rows, <int> units[l + 1], <int> units[l],
-              <floating> 1, a_prev, <int> units[l], coef[l], <int> units[l + 1],
-              <floating> 0, z, <int> units[l + 1])
+        if l == 0 and a0 == NULL:
+            _sparse_dot(x, rows, start, n_rows, coef[0], units[1], z)
+        else:
+            _gemm(False, False, <int> n_rows, <int> units[l + 1], <int> units[l],
+                  <floating> 1, a_prev, <int> units[l], coef[l], <int> units[l + 1],
+                  <floating> 0, z, <int> units[l + 1])
         _bias_activate(z, intercept[l], n_rows, units[l + 1],
                        activation if l + 1 < n_layers else out_activation)
         a_prev = z
 
 
 cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
-                    floating** coef, int activation, const floating* a0,
+                    floating** coef, int activation, const Input* x,
+                    const floating* a0, const Py_ssize_t* rows, Py_ssize_t start,
                     floating** act, floating** delta, Py_ssize_t n_rows,
                     floating** coef_grad, floating** intercept_grad,
                     bint accumulate) noexcept nogil:
     """Backpropagate delta[n_layers - 1] (the output delta) to raw gradients.
 
     coef_grad[l] (+)= a_prev.T @ delta[l]; intercept_grad[l] (+)= sum_rows delta[l];
-    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]).
+    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). With a0 NULL the first
+    layer's input is the CSR block of x.
     """
     cdef Py_ssize_t l, i, j, n_in, n_out
     cdef const floating* a_prev
@@ -206,11 +368,14 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
     for l in range(n_layers - 1, -1, -1):
         n_in = units[l]
         n_out = units[l + 1]
-        a_prev = a0 if l == 0 else act[l]
         d = delta[l]
-        _gemm(True, False, <int> n_in, <int> n_out, <int> n_rows, <floating> 1,
-              a_prev, <int> n_in, d, <int> n_out,
-              <floating> (1 if accumulate else 0), coef_grad[l], <int> n_out)
+        if l == 0 and a0 == NULL:
+            _sparse_grad(x, rows, start, n_rows, d, n_out, coef_grad[0], accumulate)
+        else:
+            a_prev = a0 if l == 0 else act[l]
+            _gemm(True, False, <int> n_in, <int> n_out, <int> n_rows, <floating> 1,
+                  a_prev, <int> n_in, d, <int> n_out,
+                  <floating> (1 if accumulate else 0), coef_grad[l], <int> n_out)
         gb = intercept_grad[l]
         if not accumulate:
             memset(gb, 0, n_out * sizeof(floating))
@@ -316,6 +481,7 @@ cdef class Trainer:
     cdef readonly Py_ssize_t max_batch
     cdef readonly bint single
     cdef readonly int activation, out_activation, loss, solver
+    cdef readonly bint poll_signals
     cdef double alpha, momentum, beta_1, beta_2, epsilon
     cdef bint nesterov
     cdef Py_ssize_t* units
@@ -340,7 +506,7 @@ cdef class Trainer:
                  Py_ssize_t max_batch, int activation, int out_activation,
                  int loss, int solver, double alpha=0.0, double momentum=0.9,
                  bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
-                 double epsilon=1e-8):
+                 double epsilon=1e-8, bint dense_input=True):
         cdef Py_ssize_t L = len(coefs), l, total, itemsize, offset
         if L < 1 or len(intercepts) != L or max_batch < 1:
             raise ValueError("Trainer needs at least one layer and max_batch >= 1")
@@ -366,6 +532,8 @@ cdef class Trainer:
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        # Signal handlers run in the main thread only; elsewhere polling is moot.
+        self.poll_signals = threading.current_thread() is threading.main_thread()
 
         self.units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
         # One table holds all pointer tables, so one free releases them.
@@ -411,7 +579,8 @@ cdef class Trainer:
                 self.moment_2[l - 2 * L] = _address(s)
 
         itemsize = dtype.itemsize
-        total = max_batch * self.units[0]
+        # The row-gather buffer serves dense input only; CSR rows are read in place.
+        total = max_batch * self.units[0] if dense_input else 0
         for l in range(L):
             total += 2 * max_batch * self.units[l + 1]
             total += self.units[l] * self.units[l + 1] + self.units[l + 1]
@@ -419,8 +588,9 @@ cdef class Trainer:
         if self.work == NULL:
             raise MemoryError("cannot allocate %d bytes of workspace" % (total * itemsize))
         offset = 0
-        self.act[0] = <char*> self.work + offset
-        offset += max_batch * self.units[0] * itemsize
+        if dense_input:
+            self.act[0] = <char*> self.work + offset
+            offset += max_batch * self.units[0] * itemsize
         for l in range(L):
             self.act[l + 1] = <char*> self.work + offset
             offset += max_batch * self.units[l + 1] * itemsize
@@ -445,13 +615,6 @@ cdef class Trainer:
         return [self.units[l] for l in range(self.n_layers + 1)]
 
 
-cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
-    """Address of a[0, 0], or NULL for an array without elements."""
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        return NULL
-    return &a[0, 0]
-
-
 cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
     if floating is float:
         return True
@@ -469,17 +632,53 @@ cdef double _params_sum_squares(Trainer tr, floating* dummy, double* intercept_s
     return s
 
 
-cdef double _run_epoch(Trainer tr, const floating* X, const floating* Y,
-                       const Py_ssize_t* order, Py_ssize_t n, bint gather,
-                       Py_ssize_t batch_size, double lr, Py_ssize_t* adam_t,
-                       double* coef_sq, double* intercept_sq) noexcept nogil:
-    """One pass over X[order[:n]] in minibatches; returns the summed batch losses.
+# --------------------------------------------------------------------------
+# Signals: Ctrl-C inside a long epoch
+# --------------------------------------------------------------------------
 
-    Each batch: gather rows, forward, output delta, backward, update. The L2
-    term of a batch uses the weights it started from, as scikit-learn does.
+cdef list _pending = []
+
+
+cdef int _signal_raised() noexcept with gil:
+    """Run Python's signal handlers; keep what they raise for the caller."""
+    try:
+        PyErr_CheckSignals()
+    except BaseException as exc:
+        _pending.append(exc)
+        return 1
+    return 0
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef object _raise_pending():
+    exc = _pending.pop()
+    del _pending[:]
+    raise exc
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
+                    const floating* sample_weight, double weight_scale,
+                    const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch_size,
+                    double lr, Py_ssize_t* adam_t, double* loss_out,
+                    double* coef_sq, double* intercept_sq) noexcept nogil:
+    """One pass over the rows order[:n] of x (rows 0..n-1 if order is NULL).
+
+    Each batch: gather, forward, output delta, backward, update. The L2 term of
+    a batch uses the weights it started from, as scikit-learn does. A batch's
+    gradients are divided by n_batch * weight_scale (the mean sample weight), so
+    weighted minibatches estimate the weighted full-batch gradient without bias.
+    Returns 1 if a signal handler raised (the epoch stops between batches).
     """
-    cdef Py_ssize_t L = tr.n_layers, start, nb, i, l, n_features = tr.units[0]
-    cdef Py_ssize_t n_outputs = tr.units[L], size
+    cdef Py_ssize_t L = tr.n_layers, start, nb, l, size, n_outputs = tr.units[L]
     cdef floating** coef = <floating**> tr.coef
     cdef floating** intercept = <floating**> tr.intercept
     cdef floating** act = <floating**> tr.act
@@ -488,32 +687,28 @@ cdef double _run_epoch(Trainer tr, const floating* X, const floating* Y,
     cdef floating** intercept_grad = <floating**> tr.intercept_grad
     cdef floating** m1 = <floating**> tr.moment_1
     cdef floating** m2 = <floating**> tr.moment_2
-    cdef floating* gathered = act[0]
     cdef const floating* a0
     cdef const Py_ssize_t* rows
-    cdef double total = 0.0, wsq, isq = 0.0, step
-    cdef double alpha = tr.alpha
+    cdef double total = 0.0, wsq, isq = 0.0, step, scale
+    cdef double alpha = tr.alpha, last_poll = 0.0, now
+    cdef int status = 0
 
-    wsq = _params_sum_squares(tr, gathered, &isq)
+    if tr.poll_signals:
+        last_poll = _now()
+    wsq = _params_sum_squares(tr, act[L], &isq)
     start = 0
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
-        if gather:
-            rows = order + start
-            for i in range(nb):
-                memcpy(gathered + i * n_features, X + rows[i] * n_features,
-                       n_features * sizeof(floating))
-            a0 = gathered
-        else:
-            rows = NULL
-            a0 = X + start * n_features
+        rows = order + start if order != NULL else NULL
+        a0 = _dense_block(x, act[0], rows, start, nb)
         _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
-                 a0, nb, act)
-        total += _loss_and_delta(act[L], Y if gather else Y + start * n_outputs,
-                                 rows, nb, n_outputs, tr.loss, delta[L - 1])
-        total += 0.5 * alpha * wsq
-        _backward(L, tr.units, coef, tr.activation, a0, act, delta, nb,
-                  coef_grad, intercept_grad, False)
+                 x, a0, rows, start, nb, act)
+        total += (_loss_and_delta(act[L], Y, sample_weight, rows, start, nb,
+                                  n_outputs, tr.loss, delta[L - 1])
+                  + 0.5 * alpha * wsq) / weight_scale
+        _backward(L, tr.units, coef, tr.activation, x, a0, rows, start, act, delta,
+                  nb, coef_grad, intercept_grad, False)
+        scale = nb * weight_scale
         wsq = 0.0
         isq = 0.0
         if tr.solver == ADAM:
@@ -523,68 +718,106 @@ cdef double _run_epoch(Trainer tr, const floating* X, const floating* Y,
             for l in range(L):
                 size = tr.units[l] * tr.units[l + 1]
                 wsq += _adam_update(coef[l], coef_grad[l], m1[l], m2[l], size,
-                                    alpha, <double> nb, step, tr.beta_1, tr.beta_2,
+                                    alpha, scale, step, tr.beta_1, tr.beta_2,
                                     tr.epsilon)
                 isq += _adam_update(intercept[l], intercept_grad[l], m1[L + l],
-                                    m2[L + l], tr.units[l + 1], 0.0, <double> nb,
+                                    m2[L + l], tr.units[l + 1], 0.0, scale,
                                     step, tr.beta_1, tr.beta_2, tr.epsilon)
         else:
             for l in range(L):
                 size = tr.units[l] * tr.units[l + 1]
                 wsq += _sgd_update(coef[l], coef_grad[l], m1[l], size, alpha,
-                                   <double> nb, lr, tr.momentum, tr.nesterov)
+                                   scale, lr, tr.momentum, tr.nesterov)
                 isq += _sgd_update(intercept[l], intercept_grad[l], m1[L + l],
-                                   tr.units[l + 1], 0.0, <double> nb, lr,
+                                   tr.units[l + 1], 0.0, scale, lr,
                                    tr.momentum, tr.nesterov)
         start += nb
+        if tr.poll_signals and start < n:
+            # Polling costs a GIL round trip, so it happens a few times a second.
+            now = _now()
+            if now - last_poll > 0.05:
+                last_poll = now
+                if _signal_raised():
+                    status = 1
+                    break
+    loss_out[0] = total
     coef_sq[0] = wsq
     intercept_sq[0] = isq
-    return total
+    return status
 
 
-def train_epoch(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] Y,
+def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
                 const Py_ssize_t[::1] order, bint gather, Py_ssize_t batch_size,
-                double learning_rate, Py_ssize_t adam_t):
-    """Train one epoch over X[order] (or X in row order if not gather).
+                double learning_rate, Py_ssize_t adam_t, object sample_weight=None,
+                double weight_scale=1.0):
+    """Train one epoch over the rows X[order] (or all rows in order if not gather).
 
-    Returns ``(loss_sum, coef_sq, intercept_sq, adam_t)``: the sum over batches
-    of ``batch_loss * n_batch`` (scikit-learn's accumulated loss), the sum of
-    squared weights and intercepts after the epoch (non-finite if training
-    diverged), and the Adam step count.
+    X is an array or a ``Rows``; Y is (n_rows, n_outputs) in the same dtype, and
+    so is ``sample_weight`` (n_rows,) when given; ``weight_scale`` is the mean
+    weight of the training rows. Returns ``(loss_sum, coef_sq, intercept_sq,
+    adam_t)``: the sum over batches of ``batch_loss * n_batch`` (scikit-learn's
+    accumulated loss), the sums of squared weights and intercepts after the epoch
+    (non-finite if training diverged) and the Adam step count. A signal handler
+    that raises (Ctrl-C) stops the epoch between batches and its exception
+    propagates, with the parameters part-way through the epoch.
     """
-    cdef Py_ssize_t n = order.shape[0] if gather else X.shape[0]
-    cdef double total, wsq = 0.0, isq = 0.0
+    cdef Rows rows = _as_rows(X)
+    cdef Py_ssize_t n, k, n_rows = rows.c.n_rows
+    cdef double total = 0.0, wsq = 0.0, isq = 0.0
     cdef const Py_ssize_t* order_ptr = NULL
-    if _is_single(_first(X)) != trainer.single:
-        raise TypeError("X dtype does not match the parameters")
-    if X.shape[1] != trainer.units[0] or Y.shape[1] != trainer.units[trainer.n_layers]:
+    cdef const floating[::1] sw_view
+    cdef const floating* sw
+    cdef int status
+    if (rows.single != trainer.single
+            or _is_single(<floating*> NULL) != trainer.single):
+        raise TypeError("X, Y and the parameters must share one dtype")
+    if rows.c.n_features != trainer.units[0] or Y.shape[1] != trainer.units[trainer.n_layers]:
         raise ValueError("X or Y columns do not match the network")
-    if Y.shape[0] != X.shape[0] or not (1 <= batch_size <= trainer.max_batch):
+    if Y.shape[0] != n_rows or not (1 <= batch_size <= trainer.max_batch):
         raise ValueError("Y rows or batch_size do not match")
     if trainer.moment_1[0] == NULL:
         raise ValueError("the Trainer has no optimizer state")
-    if gather and order.shape[0] > 0:
-        order_ptr = &order[0]
-    if X.shape[0] == 0:
-        n = 0
+    if rows.c.dense != NULL and trainer.act[0] == NULL and gather:
+        raise ValueError("the Trainer has no gather buffer for dense rows")
+    if not weight_scale > 0:
+        raise ValueError("weight_scale must be positive")
+    sw = NULL
+    if sample_weight is not None:
+        sw_view = sample_weight
+        if sw_view.shape[0] != n_rows:
+            raise ValueError("sample_weight does not have one value per row of X")
+        if n_rows > 0:
+            sw = &sw_view[0]
+    if gather:
+        n = order.shape[0]
+        for k in range(n):
+            if not 0 <= order[k] < n_rows:
+                raise ValueError("order holds a row index out of range")
+        if n > 0:
+            order_ptr = &order[0]
+    else:
+        n = n_rows
     with nogil:
-        total = _run_epoch(trainer, _first(X), _first(Y), order_ptr, n, gather,
-                           batch_size, learning_rate, &adam_t, &wsq, &isq)
+        status = _run_epoch(trainer, &rows.c, _first(Y), sw, weight_scale, order_ptr,
+                            n, batch_size, learning_rate, &adam_t, &total, &wsq, &isq)
+    if status:
+        _raise_pending()
     return total, wsq, isq, adam_t
 
 
-def loss_grad(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] Y,
-              floating[::1] grad_out):
+def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
+              floating[::1] grad_out, object sample_weight=None):
     """Full-batch loss and packed gradient at the trainer's current parameters.
 
-    loss = sum_i loss_i / n + alpha/(2n) * sum(W**2); grad_out holds
-    ``[dW_0.ravel(), ..., dW_{L-1}.ravel(), db_0, ..., db_{L-1}]``, each scaled as
-    scikit-learn scales it. Rows are processed in blocks of ``max_batch`` and the
-    gradients summed, so memory stays bounded.
+    loss = (sum_i w_i loss_i + alpha/2 sum(W**2)) / sum_i w_i (w = 1 without
+    weights); grad_out holds ``[dW_0.ravel(), ..., dW_{L-1}.ravel(), db_0, ...,
+    db_{L-1}]``, each scaled as scikit-learn scales it. Rows are processed in
+    blocks of ``max_batch`` and the gradients summed, so memory stays bounded.
     """
-    cdef Py_ssize_t L = trainer.n_layers, n = X.shape[0], start, nb, l, k, off
-    cdef Py_ssize_t n_features, n_outputs, size
-    cdef double total = 0.0, wsq, isq = 0.0
+    cdef Rows rows = _as_rows(X)
+    cdef Py_ssize_t L = trainer.n_layers, n = rows.c.n_rows, start, nb, l, k, off
+    cdef Py_ssize_t n_outputs, size
+    cdef double total = 0.0, wsq, isq = 0.0, weight_sum
     cdef floating** coef = <floating**> trainer.coef
     cdef floating** act = <floating**> trainer.act
     cdef floating** delta = <floating**> trainer.delta
@@ -592,17 +825,36 @@ def loss_grad(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] 
     cdef floating** ig
     cdef floating* g
     cdef floating* w
-    cdef floating alpha = <floating> trainer.alpha, denom = <floating> n
-    if _is_single(_first(X)) != trainer.single:
-        raise TypeError("X dtype does not match the parameters")
-    n_features = trainer.units[0]
+    cdef const floating* a0
+    cdef const floating[::1] sw_view
+    cdef const floating* sw
+    cdef floating alpha = <floating> trainer.alpha, denom
+    if rows.single != trainer.single or _is_single(<floating*> NULL) != trainer.single:
+        raise TypeError("X, Y and the parameters must share one dtype")
     n_outputs = trainer.units[L]
     size = 0
     for l in range(L):
         size += trainer.units[l] * trainer.units[l + 1] + trainer.units[l + 1]
-    if (X.shape[1] != n_features or Y.shape[1] != n_outputs or Y.shape[0] != n
-            or grad_out.shape[0] != size or n == 0):
+    if (rows.c.n_features != trainer.units[0] or Y.shape[1] != n_outputs
+            or Y.shape[0] != n or grad_out.shape[0] != size or n == 0):
         raise ValueError("shapes do not match the network")
+    if rows.c.dense != NULL and trainer.act[0] == NULL:
+        raise ValueError("the Trainer has no buffer for dense rows")
+    sw = NULL
+    if sample_weight is not None:
+        sw_view = sample_weight
+        if sw_view.shape[0] != n:
+            raise ValueError("sample_weight does not have one value per row of X")
+        sw = &sw_view[0]
+    if sw == NULL:
+        weight_sum = n
+    else:
+        weight_sum = 0.0
+        for k in range(n):
+            weight_sum += sw[k]
+        if not weight_sum > 0:
+            raise ValueError("sample weights must not all be zero")
+    denom = <floating> weight_sum
     cg = <floating**> malloc(2 * L * sizeof(floating*))
     if cg == NULL:
         raise MemoryError()
@@ -618,15 +870,16 @@ def loss_grad(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] 
         start = 0
         while start < n:
             nb = trainer.max_batch if start + trainer.max_batch <= n else n - start
+            a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
             _forward(L, trainer.units, coef, <floating**> trainer.intercept,
-                     trainer.activation, trainer.out_activation,
-                     &X[start, 0], nb, act)
-            total += _loss_and_delta(act[L], &Y[start, 0], NULL, nb, n_outputs,
-                                     trainer.loss, delta[L - 1])
-            _backward(L, trainer.units, coef, trainer.activation, &X[start, 0],
-                      act, delta, nb, cg, ig, start > 0)
+                     trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
+                     start, nb, act)
+            total += _loss_and_delta(act[L], _first(Y), sw, NULL, start, nb,
+                                     n_outputs, trainer.loss, delta[L - 1])
+            _backward(L, trainer.units, coef, trainer.activation, &rows.c, a0, NULL,
+                      start, act, delta, nb, cg, ig, start > 0)
             start += nb
-        wsq = _params_sum_squares(trainer, act[0], &isq)
+        wsq = _params_sum_squares(trainer, act[L], &isq)
         for l in range(L):
             g = cg[l]
             w = coef[l]
@@ -636,25 +889,40 @@ def loss_grad(Trainer trainer, const floating[:, ::1] X, const floating[:, ::1] 
             for k in range(trainer.units[l + 1]):
                 g[k] = g[k] / denom
     free(cg)
-    return (total + 0.5 * trainer.alpha * wsq) / n
+    return (total + 0.5 * trainer.alpha * wsq) / weight_sum
+
+
+cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
+    """Address of a[0, 0], or NULL for an array without elements."""
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
 
 
 # --------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------
 
-def predict(const floating[:, ::1] X, list coefs, list intercepts, int activation,
+def predict(object X, list coefs, list intercepts, int activation,
             int out_activation, floating[:, ::1] out):
-    """out = forward(X) through the given layers, in row blocks, GIL released."""
-    cdef Py_ssize_t L = len(coefs), n = X.shape[0], l, widest = 1, block, start, nb
+    """out = forward(X) through the given layers, in row blocks, GIL released.
+
+    X is an array or a ``Rows`` (dense or CSR) of out's dtype.
+    """
+    cdef Rows rows = _as_rows(X)
+    cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block, start, nb
+    cdef Py_ssize_t nf = rows.c.n_features
     cdef Py_ssize_t* units
     cdef floating** table
     cdef floating* work
     cdef floating** bufs
+    cdef const floating* a0
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
     if L < 1 or len(intercepts) != L:
         raise ValueError("predict needs at least one layer")
+    if rows.single != _is_single(<floating*> NULL):
+        raise TypeError("X and out must share one dtype")
     units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
     table = <floating**> malloc((3 * L + 1) * sizeof(floating*))
     if units == NULL or table == NULL:
@@ -665,7 +933,7 @@ def predict(const floating[:, ::1] X, list coefs, list intercepts, int activatio
         for l in range(L):
             c = coefs[l]
             b = intercepts[l]
-            if (b.shape[0] != c.shape[1] or (l == 0 and c.shape[0] != X.shape[1])
+            if (b.shape[0] != c.shape[1] or (l == 0 and c.shape[0] != nf)
                     or (l > 0 and c.shape[0] != units[l])):
                 raise ValueError("layer %d does not chain with its input" % l)
             units[l] = c.shape[0]
@@ -700,8 +968,9 @@ def predict(const floating[:, ::1] X, list coefs, list intercepts, int activatio
             for l in range(1, L):
                 bufs[l] = work + (l % 2) * block * widest
             bufs[L] = &out[start, 0]
+            a0 = _dense_block(&rows.c, <floating*> NULL, NULL, start, nb)
             _forward(L, units, table, table + L, activation, out_activation,
-                     &X[start, 0], nb, bufs)
+                     &rows.c, a0, NULL, start, nb, bufs)
             start += nb
     free(work)
     free(units)
