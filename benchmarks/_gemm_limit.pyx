@@ -110,15 +110,18 @@ cdef list _run(floating* marker, list layer_units, Py_ssize_t n, Py_ssize_t batc
         for l in range(L):
             size = units[l] * units[l + 1]
             w[l] = <floating*> malloc(size * sizeof(floating))
-            grad[l] = <floating*> malloc(size * sizeof(floating))
             act[l + 1] = <floating*> malloc(batch * units[l + 1] * sizeof(floating))
-            delta[l] = <floating*> malloc(batch * units[l + 1] * sizeof(floating))
-            if w[l] == NULL or grad[l] == NULL or act[l + 1] == NULL or delta[l] == NULL:
+            if w[l] == NULL or act[l + 1] == NULL:
                 raise MemoryError()
             _fill(w[l], size, 2 + l)
-            _fill(grad[l], size, 3 + l)
             _fill(act[l + 1], batch * units[l + 1], 4 + l)
-            _fill(delta[l], batch * units[l + 1], 5 + l)
+            if backward:
+                grad[l] = <floating*> malloc(size * sizeof(floating))
+                delta[l] = <floating*> malloc(batch * units[l + 1] * sizeof(floating))
+                if grad[l] == NULL or delta[l] == NULL:
+                    raise MemoryError()
+                _fill(grad[l], size, 3 + l)
+                _fill(delta[l], batch * units[l + 1], 5 + l)
         for r in range(repeats):
             with nogil:
                 seconds = _epoch(marker, L, units, n, batch, backward, x, w, act,

@@ -64,7 +64,7 @@ def test_tags_say_multi_output():
     assert tags.target_tags.single_output is True
     assert tags.target_tags.required is True
     assert tags.estimator_type == "regressor"
-    assert tags.input_tags.sparse is False
+    assert tags.input_tags.sparse is True
     assert tags.input_tags.allow_nan is False
     # sklearn's own tag is the known bug we fix.
     assert MLPRegressor().__sklearn_tags__().target_tags.multi_output is False

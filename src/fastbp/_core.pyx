@@ -314,6 +314,15 @@ cdef class Rows:
     def shape(self):
         return (self.c.n_rows, self.c.n_features)
 
+    @property
+    def dtype(self):
+        return np.dtype(np.float32 if self.single else np.float64)
+
+    @property
+    def array(self):
+        """The dense array the rows read (None for CSR)."""
+        return None if self.sparse else self.keep
+
 
 cdef Rows _as_rows(object X):
     return X if isinstance(X, Rows) else Rows(X)

@@ -7,6 +7,8 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
@@ -14,13 +16,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 
 from . import _core
 from ._progress import CallbackSupport, EpochReporter, callback_scope
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+_LOSSES = {"squared_error": _core.Loss.SQUARED_ERROR, "poisson": _core.Loss.POISSON}
+# Rows per block of a full-batch (lbfgs) evaluation: large enough for GEMM speed,
+# small enough that the workspace stays a few MB however many rows there are.
+_LBFGS_BLOCK = 2048
 _ACTIVATIONS = {
     "identity": _core.Activation.IDENTITY,
     "logistic": _core.Activation.LOGISTIC,
@@ -61,7 +67,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     loss : {'squared_error', 'poisson'}, default='squared_error'
-        The loss. ``'poisson'`` is not supported yet and raises ``ValueError``.
+        The loss: half the squared error, or half the Poisson deviance with an
+        ``exp`` output activation (y must be >= 0).
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer. ``()``
@@ -72,8 +79,9 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         Activation of the hidden layers.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The weight optimizer. ``'lbfgs'`` is not supported yet and raises
-        ``ValueError``.
+        The weight optimizer. ``'lbfgs'`` is SciPy's L-BFGS-B over full-batch
+        loss and gradient evaluations computed in compiled code, in the data's
+        dtype (float32 stays float32).
 
     alpha : float, default=0.0001
         Strength of the L2 penalty on the weights (not the intercepts). As in
@@ -158,7 +166,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     n_outputs_ : int
         Number of outputs.
     out_activation_ : str
-        The output activation, ``'identity'``.
+        The output activation: ``'identity'``, or ``'exp'`` for Poisson.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -195,7 +203,22 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
       with the best weights, as early stopping promises.
     - **partial_fit** exists only for the stochastic solvers (scikit-learn's
       regressor offers it with ``'lbfgs'`` and runs a full fit).
-    - **Sparse X** is not supported yet and raises ``TypeError``.
+    - **Sample weights** mean the weighted loss ``sum_i w_i loss_i / sum_i w_i``
+      for every solver. Full-batch training (lbfgs, or ``batch_size`` at least
+      the number of rows) gives the same model for a weight of 2 as for a
+      duplicated row, and for a weight of 0 as for a dropped row. In minibatches,
+      each batch's gradient is divided by ``n_batch * mean(w)`` over the training
+      rows, so every batch is an unbiased estimate of that weighted gradient.
+      scikit-learn 1.9 instead divides by the batch's own weight sum, so a batch
+      of heavy rows counts no more than a batch of light ones and weighting
+      stops being equivalent to duplication; with minibatches, weighted fits of
+      the two libraries therefore differ. Negative, NaN or all-zero weights
+      raise ``ValueError``.
+    - **L-BFGS** keeps float32 data in float32 (scikit-learn upcasts the whole
+      network to float64), fills ``loss_curve_`` with the loss of each
+      iteration and prints it with ``verbose=True`` (scikit-learn with SciPy
+      >= 1.15 does neither).
+    - **Poisson** checks that y >= 0 and says so in the error.
     - **Mixed dtypes.** When ``partial_fit`` or a warm-started ``fit`` receives
       data of another floating dtype than the model, the parameters are cast to
       the data's dtype and training goes on in it.
@@ -302,22 +325,24 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to data X and target(s) y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The input data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. CSR and CSC input is never densified as a whole.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights. See the Notes for their exact meaning.
 
         Returns
         -------
         self : BPRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -329,7 +354,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over X and y.
 
         The optimizer state (Adam moments, SGD velocities and learning rate)
@@ -337,24 +362,26 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
 
         Returns
         -------
         self : BPRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predict with the network.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
 
         Returns
@@ -364,7 +391,12 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, dtype=(np.float64, np.float32), order="C"
+            self,
+            X,
+            reset=False,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+            order="C",
         )
         y_pred = self._forward(X)
         if y_pred.shape[1] == 1:
@@ -384,21 +416,21 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         return tags
 
     # ------------------------------------------------------------ internals
 
     def _forward(self, X):
-        """Forward pass of validated, C-contiguous X, in X's dtype."""
+        """Forward pass of validated X (C-contiguous or CSR/CSC), in X's dtype."""
         coefs, intercepts = self.coefs_, self.intercepts_
         if coefs[0].dtype != X.dtype:
             coefs = [np.ascontiguousarray(c, dtype=X.dtype) for c in coefs]
             intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
         out = np.empty((X.shape[0], self.n_outputs_), dtype=X.dtype)
         _core.predict(
-            X,
+            _rows(X),
             coefs,
             intercepts,
             _ACTIVATIONS[self.activation],
@@ -428,6 +460,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             self,
             X,
             y,
+            accept_sparse=["csr", "csc"],
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),
@@ -446,31 +479,29 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         if not np.isfinite(y).all():
             raise ValueError("Input y contains infinity or a value too large for %r."
                              % y.dtype)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                "loss='poisson' requires y >= 0; y has negative values."
+            )
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
         return X, y
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, sample_weight, incremental):
         # A call that fails leaves the estimator as it was: attributes are put
         # back from this shallow copy, and arrays trained in place are restored
         # by the epoch checkpoint before the error propagates.
         before = dict(self.__dict__)
         try:
             with callback_scope(self):
-                return self._fit_unguarded(X, y, incremental)
+                return self._fit_unguarded(X, y, sample_weight, incremental)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
 
-    def _fit_unguarded(self, X, y, incremental):
+    def _fit_unguarded(self, X, y, sample_weight, incremental):
         hidden = self._hidden_layers()
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported yet; use solver='adam' or 'sgd'."
-            )
-        if self.loss == "poisson":
-            raise ValueError(
-                "loss='poisson' is not supported yet; use loss='squared_error'."
-            )
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
 
@@ -478,6 +509,10 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             not self.warm_start and not incremental
         )
         X, y = self._validate_input(X, y, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
         n_features = X.shape[1]
         layer_units = [n_features] + hidden + [y.shape[1]]
         if not first_pass:
@@ -489,10 +524,21 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                     % (fitted_units, layer_units)
                 )
 
+            wanted = "exp" if self.loss == "poisson" else "identity"
+            if self.out_activation_ != wanted:
+                raise ValueError(
+                    "loss=%r needs output activation %r but the model has %r; fit "
+                    "again without warm_start to change the loss."
+                    % (self.loss, wanted, self.out_activation_)
+                )
+
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        self._fit_stochastic(X, y, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight)
+        else:
+            self._fit_stochastic(X, y, sample_weight, incremental)
         return self
 
     def _initialize(self, y, layer_units, dtype):
@@ -511,7 +557,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         self._best_intercepts = [b.copy() for b in self.intercepts_]
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        if self.early_stopping:
+        if self.early_stopping and self.solver != "lbfgs":
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
@@ -552,7 +598,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             "moments": [np.zeros_like(p) for _ in range(n_moments) for p in params],
         }
 
-    def _fit_stochastic(self, X, y, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, incremental):
         self._adopt_dtype(X.dtype)
         state = getattr(self, "_optimizer_state", None)
         if not incremental or state is None or state["solver"] != self.solver:
@@ -560,11 +606,22 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
 
         if self.early_stopping:
             train_idx, val_idx = self._early_stopping_split(X.shape[0])
-            validation = (X[val_idx], y[val_idx])
+            val_weight = None if sample_weight is None else sample_weight[val_idx]
+            validation = (X[val_idx], y[val_idx], val_weight)
             n_train = train_idx.shape[0]
         else:
             train_idx, validation = None, None
             n_train = X.shape[0]
+        weights = None
+        if sample_weight is not None:
+            train_weight = sample_weight if train_idx is None else sample_weight[train_idx]
+            mean_weight = float(np.mean(train_weight, dtype=np.float64))
+            if not mean_weight > 0:
+                raise ValueError(
+                    "The training rows have zero total sample_weight; give some of "
+                    "them a positive weight."
+                )
+            weights = (sample_weight, mean_weight)
         batch_size = self._batch_size(n_train)
         trainer = _core.Trainer(
             self.coefs_,
@@ -573,7 +630,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             batch_size,
             _ACTIVATIONS[self.activation],
             _ACTIVATIONS[self.out_activation_],
-            _core.Loss.SQUARED_ERROR,
+            _LOSSES[self.loss],
             _core.Solver.ADAM if self.solver == "adam" else _core.Solver.SGD,
             alpha=float(self.alpha),
             momentum=float(self.momentum),
@@ -581,14 +638,110 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
+            dense_input=not sp.issparse(X),
         )
         self.n_iter_ = 0
         with _blas_threads_for(trainer.layer_units, batch_size):
-            self._run_epochs(trainer, X, y, train_idx, n_train, batch_size,
-                             validation, incremental)
+            self._run_epochs(trainer, _rows(X), y, weights, train_idx, n_train,
+                             batch_size, validation, incremental)
         if self.early_stopping:
             self.coefs_ = [c.copy() for c in self._best_coefs]
             self.intercepts_ = [b.copy() for b in self._best_intercepts]
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        """Full-batch L-BFGS-B over one flat parameter vector in X's dtype.
+
+        SciPy's optimizer works in float64; the network does not: each
+        evaluation copies the float64 point into the (float32 or float64)
+        parameters, and one compiled call returns the loss and the gradient.
+        """
+        self._adopt_dtype(X.dtype)
+        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        theta = np.concatenate([p.ravel() for p in self.coefs_ + self.intercepts_])
+        views = np.split(theta, np.cumsum(sizes)[:-1])
+        params = [v.reshape(shape) for v, shape in zip(views, shapes)]
+        L = len(self.coefs_)
+        coefs, intercepts = params[:L], params[L:]
+        grad = np.empty_like(theta)
+        rows = _rows(X)
+        trainer = _core.Trainer(
+            coefs,
+            intercepts,
+            [],
+            min(X.shape[0], _LBFGS_BLOCK),
+            _ACTIVATIONS[self.activation],
+            _ACTIVATIONS[self.out_activation_],
+            _LOSSES[self.loss],
+            _core.Solver.SGD,
+            alpha=float(self.alpha),
+            dense_input=not sp.issparse(X),
+        )
+
+        def loss_and_grad(x):
+            np.copyto(theta, x, casting="unsafe")
+            loss = _core.loss_grad(trainer, rows, y, grad, sample_weight)
+            return loss, grad.astype(np.float64)
+
+        best = {"loss": np.inf, "x": None}
+        reporter = EpochReporter(self, X.shape[0], self.max_iter)
+        self.n_iter_ = 0
+
+        def iteration_done(intermediate_result):
+            loss = float(intermediate_result.fun)
+            self.n_iter_ += 1
+            self.loss_curve_.append(loss)
+            if np.isfinite(loss) and loss < best["loss"]:
+                best["loss"], best["x"] = loss, np.array(intermediate_result.x)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
+            if reporter.end_epoch(loss, None):
+                raise StopIteration
+            reporter.begin_epoch()
+
+        x0 = theta.astype(np.float64)
+        reporter.begin_epoch()
+        try:
+            with _blas_threads_for(trainer.layer_units, trainer.max_batch):
+                result = scipy.optimize.minimize(
+                    loss_and_grad,
+                    x0,
+                    method="L-BFGS-B",
+                    jac=True,
+                    callback=iteration_done,
+                    options={
+                        "maxfun": self.max_fun,
+                        "maxiter": self.max_iter,
+                        "gtol": self.tol,
+                    },
+                )
+        finally:
+            reporter.close()
+        x, loss = result.x, float(result.fun)
+        if not (np.isfinite(loss) and np.isfinite(x).all()):
+            if best["x"] is None:
+                raise ValueError("%s %s" % (_DIVERGED, _DIVERGED_ADVICE))
+            warnings.warn(
+                "L-BFGS reached non-finite values; kept its best finite iterate. %s"
+                % _DIVERGED_ADVICE,
+                ConvergenceWarning,
+            )
+            x, loss = best["x"], best["loss"]
+        elif not result.success and result.status != 99:
+            # status 99: stopped by a callback on purpose.
+            warnings.warn(
+                "lbfgs failed to converge after %d iteration(s) (status=%d): %s. "
+                "Increase max_iter or max_fun, or scale the data."
+                % (result.nit, result.status, result.message),
+                ConvergenceWarning,
+            )
+        np.copyto(theta, x, casting="unsafe")
+        self.n_iter_ = min(int(result.nit), self.max_iter)
+        self.loss_ = loss
+        self.coefs_ = [c.copy() for c in coefs]
+        self.intercepts_ = [b.copy() for b in intercepts]
+        if self.loss_curve_:
+            self.best_loss_ = float(np.nanmin(self.loss_curve_ + [np.inf]))
 
     def _early_stopping_split(self, n_samples):
         # Splitting indices draws the same permutation as splitting X would,
@@ -615,7 +768,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_train))
 
-    def _run_epochs(self, trainer, X, y, train_idx, n_train, batch_size,
+    def _run_epochs(self, trainer, rows, y, weights, train_idx, n_train, batch_size,
                     validation, incremental):
         """The epoch loop: shuffle, one compiled epoch, bookkeeping, stopping."""
         state = self._optimizer_state
@@ -637,8 +790,9 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                     sample_idx = sample_idx[perm]
                     order = sample_idx if train_idx is None else train_idx[sample_idx]
                 loss_sum, coef_sq, intercept_sq, state["t"] = _core.train_epoch(
-                    trainer, X, y, order, gather, batch_size,
+                    trainer, rows, y, order, gather, batch_size,
                     state["learning_rate"], state["t"],
+                    *(weights or ()),
                 )
                 self.n_iter_ += 1
                 self.loss_ = loss_sum / n_train
@@ -723,10 +877,10 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
 
     def _update_no_improvement_count(self, validation):
         if validation is not None:
-            X_val, y_val = validation
+            X_val, y_val, w_val = validation
             y_pred = self._forward(X_val)
             if np.isfinite(y_pred).all():
-                score = float(r2_score(y_val, y_pred))
+                score = float(r2_score(y_val, y_pred, sample_weight=w_val))
             else:
                 score = np.nan
             self.validation_scores_.append(score)
@@ -747,6 +901,14 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
+
+
+def _rows(X):
+    """The kernels' view of validated X: dense C-contiguous or CSR."""
+    if sp.issparse(X):
+        X = X.tocsr()
+        return _core.Rows.csr(X.data, X.indices, X.indptr, X.shape[1])
+    return _core.Rows(X)
 
 
 class _Checkpoint:

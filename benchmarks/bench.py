@@ -1,0 +1,734 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Side-by-side training and prediction speed: fastbp, scikit-learn, PyTorch.
+
+Run from the repository root::
+
+    python benchmarks/bench.py [--workloads tiny,friedman,medium,wide]
+        [--dtypes float32,float64] [--threads 1,2] [--epochs N] [--quick]
+        [--json PATH]
+
+Every workload trains the same problem with ``fastbp.BPRegressor``,
+``sklearn.neural_network.MLPRegressor`` and, when ``torch`` imports, a
+hand-written PyTorch CPU loop: relu hidden layers, identity output, Adam with the
+same betas, eps and learning rate, the same batch size, a fixed number of epochs
+(``tol=0`` and ``n_iter_no_change=max_iter``), shuffling on, the L2 penalty as
+scikit-learn applies it (``grad += alpha * W / n_batch``, intercepts free) and the
+same Glorot-uniform initial weights. The three run one after another in this
+process, interleaved over the repeats, and the fastest repeat counts.
+
+The "GEMM limit" of a run is the time of the GEMMs alone that one epoch runs at
+the same shapes, batch size, dtype and thread count (forward ``a @ W``, backward
+``a_prev.T @ delta`` and ``delta @ W.T``), timed in a compiled C loop over the
+BLAS fastbp calls (``benchmarks/_gemm_limit.pyx``, built on the fly) and through
+NumPy; the faster of the two is the limit. ``%limit`` is ``gemm_time / time``.
+
+This script is not part of the test suite and is never imported by it.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import scipy
+import sklearn
+from sklearn.datasets import load_diabetes, make_friedman1, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPRegressor
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastbp
+from fastbp import BPRegressor
+
+try:
+    import torch
+except ImportError:  # the torch column is left out
+    torch = None
+
+SEED = 0
+ALPHA = 1e-4
+LEARNING_RATE = 1e-3
+BETAS = (0.9, 0.999)
+EPSILON = 1e-8
+TEST_FRACTION = 0.2
+
+# epochs and repeats are per workload: small enough that a full run fits in
+# about 15 minutes on 2 cores, large enough that per-fit overhead is noise.
+WORKLOADS = {
+    "tiny": dict(hidden=(100,), batch=32, epochs=200, repeats=3),
+    "friedman": dict(hidden=(64, 64), batch=64, epochs=10, repeats=3),
+    "medium": dict(hidden=(256, 256), batch=256, epochs=2, repeats=2),
+    "wide": dict(hidden=(1024, 512), batch=512, epochs=1, repeats=2),
+}
+QUICK = {
+    "tiny": dict(epochs=50, repeats=2),
+    "friedman": dict(epochs=2, repeats=2, n_samples=5_000),
+    "medium": dict(epochs=1, repeats=1, n_samples=20_000),
+    "wide": dict(epochs=1, repeats=1, n_samples=5_000),
+}
+BACKENDS = ("fastbp", "sklearn", "torch")
+
+
+# ----------------------------------------------------------------- machine
+
+
+def _lscpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    for line in out.stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def machine_info():
+    blas = [
+        {k: lib.get(k) for k in ("prefix", "version", "architecture", "num_threads",
+                                 "filepath")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+    return {
+        "cpu": _lscpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "sklearn": sklearn.__version__,
+        "fastbp": getattr(fastbp, "__version__", "?"),
+        "torch": torch.__version__ if torch is not None else None,
+        "torch_threads_default": torch.get_num_threads() if torch is not None else None,
+        "blas": blas,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def machine_line(info):
+    blas = "; ".join(
+        "%s %s (%s kernels%s)" % (
+            os.path.basename(b["filepath"] or b["prefix"]).split("-")[0].split(".")[0],
+            b["version"], b["architecture"],
+            ", numpy" if "numpy" in (b["filepath"] or "") else
+            ", scipy/fastbp" if "scipy" in (b["filepath"] or "") else "")
+        for b in info["blas"]
+    )
+    env = ""
+    if info["OPENBLAS_CORETYPE"] or info["OPENBLAS_L2_SIZE"]:
+        env = " | OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s" % (
+            info["OPENBLAS_CORETYPE"], info["OPENBLAS_L2_SIZE"])
+    return (
+        "%s, %d cores | Python %s, numpy %s, scipy %s, scikit-learn %s, fastbp %s, "
+        "torch %s | BLAS: %s%s"
+        % (info["cpu"], info["cores"], info["python"], info["numpy"], info["scipy"],
+           info["sklearn"], info["fastbp"], info["torch"] or "not installed", blas, env)
+    )
+
+
+# -------------------------------------------------------------------- data
+
+
+def make_data(name, n_samples=None):
+    """Train/test split of a workload's data, X and y standardised on train."""
+    if name == "tiny":
+        X, y = load_diabetes(return_X_y=True)
+    elif name == "friedman":
+        X, y = make_friedman1(n_samples=n_samples or 20_000, n_features=10, noise=1.0,
+                              random_state=SEED)
+    elif name == "medium":
+        X, y = make_regression(n_samples=n_samples or 100_000, n_features=64,
+                               n_informative=32, noise=1.0, random_state=SEED)
+    elif name == "wide":
+        X, y = make_regression(n_samples=n_samples or 50_000, n_features=512,
+                               n_informative=64, noise=1.0, random_state=SEED)
+    else:
+        raise ValueError("unknown workload %r" % name)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_FRACTION, random_state=SEED)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std[std == 0] = 1.0
+    X_train = (X_train - mean) / std
+    X_test = (X_test - mean) / std
+    y_mean, y_std = y_train.mean(), y_train.std()
+    return (np.ascontiguousarray(X_train), np.ascontiguousarray(X_test),
+            (y_train - y_mean) / y_std, (y_test - y_mean) / y_std)
+
+
+def glorot_init(layer_units, seed=SEED):
+    """The initial weights scikit-learn draws for relu networks with this seed."""
+    rng = check_random_state(seed)
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
+        intercepts.append(rng.uniform(-bound, bound, fan_out))
+    return coefs, intercepts
+
+
+def n_weights(layer_units):
+    return sum(a * b for a, b in zip(layer_units[:-1], layer_units[1:]))
+
+
+# ---------------------------------------------------------------- backends
+
+
+def _estimator_params(hidden, batch, epochs):
+    return dict(hidden_layer_sizes=hidden, activation="relu", solver="adam",
+                alpha=ALPHA, batch_size=batch, learning_rate_init=LEARNING_RATE,
+                max_iter=epochs, shuffle=True, random_state=SEED, tol=0.0,
+                n_iter_no_change=epochs, beta_1=BETAS[0], beta_2=BETAS[1],
+                epsilon=EPSILON, early_stopping=False)
+
+
+def fit_estimator(cls, X, y, X_test, hidden, batch, epochs):
+    model = cls(**_estimator_params(hidden, batch, epochs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
+        model.fit(X, y)
+        seconds = time.perf_counter() - t0
+    assert model.n_iter_ == epochs, (cls.__name__, model.n_iter_, epochs)
+    return seconds, model.predict(X_test), model
+
+
+def _torch_adam(groups):
+    for kwargs in ({"fused": True}, {"foreach": True}, {}):
+        try:
+            return torch.optim.Adam(groups, lr=LEARNING_RATE, betas=BETAS, eps=EPSILON,
+                                    **kwargs)
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    raise RuntimeError("no usable torch Adam")
+
+
+def fit_torch(X, y, X_test, hidden, batch, epochs):
+    """The same network and training as MLPRegressor, written out in PyTorch."""
+    layer_units = [X.shape[1], *hidden, 1]
+    coefs, intercepts = glorot_init(layer_units)
+    dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+    t0 = time.perf_counter()
+    torch.manual_seed(SEED)
+    layers, weights, biases = [], [], []
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        linear = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W.T.astype(X.dtype)))
+            linear.bias.copy_(torch.from_numpy(b.astype(X.dtype)))
+        layers.append(linear)
+        weights.append(linear.weight)
+        biases.append(linear.bias)
+        if i + 1 < len(coefs):
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    # Adam's weight_decay adds wd * W to the gradient: scikit-learn's L2 is
+    # alpha * W / n_batch on the weights only.
+    opt = _torch_adam([{"params": weights, "weight_decay": ALPHA / batch},
+                       {"params": biases, "weight_decay": 0.0}])
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=X.dtype).reshape(-1, 1))
+    n = Xt.shape[0]
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        for start in range(0, n, batch):
+            idx = perm[start:start + batch]
+            nb = idx.shape[0]
+            if nb != batch:
+                opt.param_groups[0]["weight_decay"] = ALPHA / nb
+            opt.zero_grad(set_to_none=True)
+            # scikit-learn's squared error: mean over the batch of (pred - y)^2 / 2.
+            loss = 0.5 * torch.nn.functional.mse_loss(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        opt.param_groups[0]["weight_decay"] = ALPHA / batch
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        pred = model(torch.from_numpy(X_test)).numpy().ravel()
+    return seconds, pred, model
+
+
+# -------------------------------------------------------------- GEMM limit
+
+
+_GEMM_HELPER = []
+
+
+def gemm_helper():
+    """The compiled GEMM-loop timer, built once per machine; None if it cannot be."""
+    if not _GEMM_HELPER:
+        module = None
+        try:
+            import pyximport
+
+            build_dir = os.path.join(tempfile.gettempdir(), "fastbp-bench-build")
+            importers = pyximport.install(build_dir=build_dir, language_level=3,
+                                          inplace=False)
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            try:
+                with contextlib.redirect_stderr(open(os.devnull, "w")):
+                    import _gemm_limit as module
+            finally:
+                sys.path.pop(0)
+                pyximport.uninstall(*importers)
+        except Exception as exc:  # noqa: BLE001 - fall back to the NumPy timing
+            print("# could not build benchmarks/_gemm_limit.pyx (%s); the GEMM "
+                  "limit is timed through NumPy only" % exc)
+        _GEMM_HELPER.append(module)
+    return _GEMM_HELPER[0]
+
+
+def gemm_numpy_time(layer_units, n, batch, dtype, backward, repeats):
+    """The same GEMM sequence through NumPy (its own BLAS, plus call overhead)."""
+    rng = np.random.default_rng(SEED)
+    batch = min(batch, n)
+    L = len(layer_units) - 1
+    x = rng.uniform(-0.5, 0.5, (n, layer_units[0])).astype(dtype)
+    w = [rng.uniform(-0.5, 0.5, (a, b)).astype(dtype)
+         for a, b in zip(layer_units[:-1], layer_units[1:])]
+    sizes = sorted({batch, n % batch} - {0})
+    act = {nb: [None] + [np.empty((nb, u), dtype) for u in layer_units[1:]]
+           for nb in sizes}
+    delta = {nb: [rng.uniform(-0.5, 0.5, (nb, u)).astype(dtype)
+                  for u in layer_units[1:]] for nb in sizes}
+    grad = [np.empty_like(c) for c in w]
+    matmul = np.matmul
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            a0 = x[start:start + batch]
+            nb = a0.shape[0]
+            a, d = act[nb], delta[nb]
+            prev = a0
+            for l in range(L):
+                matmul(prev, w[l], out=a[l + 1])
+                prev = a[l + 1]
+            if backward:
+                for l in range(L - 1, -1, -1):
+                    matmul((a0 if l == 0 else a[l]).T, d[l], out=grad[l])
+                    if l > 0:
+                        matmul(d[l], w[l].T, out=d[l - 1])
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_limit(layer_units, n, batch, dtype, repeats, backward=True):
+    """(limit seconds, {path: seconds}) for the GEMMs of one epoch or forward."""
+    times = {}
+    helper = gemm_helper()
+    if helper is not None:
+        times["c_loop"] = min(helper.gemm_epoch_times(
+            list(layer_units), n, batch, dtype == np.float32, backward, repeats))
+    times["numpy"] = gemm_numpy_time(layer_units, n, batch, dtype, backward, repeats)
+    return min(times.values()), times
+
+
+# --------------------------------------------------------------- reporting
+
+
+def fmt(value, spec, width):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-".rjust(width)
+    return format(value, spec).rjust(width)
+
+
+TRAIN_HEADER = (
+    "workload  dtype    thr  backend   ms/epoch    samples/s  x_sklearn  x_torch"
+    "  GFLOP/s  %limit   test_R2"
+)
+
+
+def train_row(r):
+    return "  ".join([
+        r["workload"].ljust(8), r["dtype"].ljust(7), str(r["threads"]).rjust(3),
+        r["backend"].ljust(8), fmt(r["ms_per_epoch"], ".3f", 9),
+        fmt(r["samples_per_s"], ",.0f", 11), fmt(r.get("x_sklearn"), ".2f", 9),
+        fmt(r.get("x_torch"), ".2f", 7), fmt(r["gflops"], ".1f", 7),
+        fmt(None if r["limit_fraction"] is None else 100 * r["limit_fraction"],
+            ".1f", 6),
+        fmt(r.get("r2"), ".4f", 8),
+    ])
+
+
+# ---------------------------------------------------------------- sections
+
+
+def run_training(args, workloads, dtypes, threads_list, results):
+    print(TRAIN_HEADER)
+    print("-" * len(TRAIN_HEADER))
+    for name in workloads:
+        cfg = dict(WORKLOADS[name])
+        if args.quick:
+            cfg.update(QUICK[name])
+        if args.epochs:
+            cfg["epochs"] = args.epochs
+        X_train, X_test, y_train, y_test = make_data(name, cfg.get("n_samples"))
+        hidden, batch, epochs, repeats = (cfg["hidden"], cfg["batch"], cfg["epochs"],
+                                          cfg["repeats"])
+        units = [X_train.shape[1], *hidden, 1]
+        n_train = X_train.shape[0]
+        flops = 6.0 * n_weights(units) * n_train
+        for dtype_name in dtypes:
+            dtype = np.dtype(dtype_name).type
+            Xtr, Xte = X_train.astype(dtype), X_test.astype(dtype)
+            ytr = y_train.astype(dtype)
+            for threads in threads_list:
+                backends = [b for b in BACKENDS if b != "torch" or torch is not None]
+                best = {b: np.inf for b in backends}
+                r2 = {}
+                with threadpool_limits(limits=threads):
+                    if torch is not None:
+                        torch.set_num_threads(threads)
+                    for _ in range(repeats):
+                        for b in backends:
+                            if b == "fastbp":
+                                s, pred, _m = fit_estimator(BPRegressor, Xtr, ytr, Xte,
+                                                            hidden, batch, epochs)
+                            elif b == "sklearn":
+                                s, pred, _m = fit_estimator(MLPRegressor, Xtr, ytr, Xte,
+                                                            hidden, batch, epochs)
+                            else:
+                                s, pred, _m = fit_torch(Xtr, ytr, Xte, hidden, batch,
+                                                        epochs)
+                            best[b] = min(best[b], s)
+                            r2[b] = float(r2_score(y_test, np.asarray(pred, np.float64)))
+                    limit_s, limit_paths = gemm_limit(units, n_train, batch, dtype,
+                                                      repeats=max(2, repeats))
+                per_epoch = {b: best[b] / epochs for b in backends}
+                rows = []
+                for b in backends:
+                    row = dict(
+                        workload=name, dtype=dtype_name, threads=threads, backend=b,
+                        epochs=epochs, n_train=n_train, batch=batch,
+                        layer_units=units, seconds=best[b],
+                        ms_per_epoch=1e3 * per_epoch[b],
+                        samples_per_s=n_train / per_epoch[b],
+                        gflops=flops / per_epoch[b] / 1e9,
+                        limit_fraction=limit_s / per_epoch[b], r2=r2[b],
+                        loadavg=os.getloadavg()[0],
+                    )
+                    if b != "sklearn":
+                        row["x_sklearn"] = per_epoch["sklearn"] / per_epoch[b]
+                    if b == "fastbp" and "torch" in per_epoch:
+                        row["x_torch"] = per_epoch["torch"] / per_epoch[b]
+                    rows.append(row)
+                rows.append(dict(
+                    workload=name, dtype=dtype_name, threads=threads, backend="gemm",
+                    epochs=1, n_train=n_train, batch=batch, layer_units=units,
+                    seconds=limit_s, ms_per_epoch=1e3 * limit_s,
+                    samples_per_s=n_train / limit_s, gflops=flops / limit_s / 1e9,
+                    limit_fraction=1.0, r2=None, gemm_paths=limit_paths,
+                ))
+                for row in rows:
+                    print(train_row(row), flush=True)
+                results["training"].extend(rows)
+
+
+PREDICT_NETS = {"friedman": (10, (64, 64)), "medium": (64, (256, 256))}
+
+
+def _fitted_pair(n_features, hidden, dtype):
+    """A fastbp and a scikit-learn model of the given shape (weights barely matter)."""
+    rng = np.random.default_rng(SEED)
+    X = rng.standard_normal((2000, n_features)).astype(dtype)
+    y = (X[:, :3].sum(axis=1) + 0.1 * rng.standard_normal(2000)).astype(dtype)
+    models = {}
+    for name, cls in (("fastbp", BPRegressor), ("sklearn", MLPRegressor)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models[name] = cls(**_estimator_params(hidden, 64, 3)).fit(X, y)
+    return models
+
+
+def _torch_forward(model, dtype):
+    """A torch MLP holding the scikit-learn model's weights, and its predict."""
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    layers = []
+    for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+        linear = torch.nn.Linear(W.shape[0], W.shape[1], dtype=tdtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T, dtype)))
+            linear.bias.copy_(torch.from_numpy(np.asarray(b, dtype)))
+        layers.append(linear)
+        if i + 1 < len(model.coefs_):
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers).eval()
+
+    def predict(X):
+        with torch.inference_mode():
+            return net(torch.from_numpy(X)).numpy().ravel()
+
+    return predict
+
+
+def run_predict(args, workloads, dtypes, threads_list, results):
+    # Single-row latency: the nets of tiny and friedman, float64, one thread.
+    print("\nsingle-row predict latency (median of %d calls, float64, 1 thread)"
+          % args.latency_calls)
+    print("net                 fastbp_us  sklearn_us  torch_us  x_sklearn")
+    nets = {"tiny": (10, (100,)), "friedman": (10, (64, 64))}
+    with threadpool_limits(limits=1):
+        if torch is not None:
+            torch.set_num_threads(1)
+        for name, (n_features, hidden) in nets.items():
+            models = _fitted_pair(n_features, hidden, np.float64)
+            calls = {"fastbp": models["fastbp"].predict,
+                     "sklearn": models["sklearn"].predict}
+            if torch is not None:
+                calls["torch"] = _torch_forward(models["sklearn"], np.float64)
+            rows = np.random.default_rng(1).standard_normal((256, n_features))
+            median = {}
+            for backend, predict in calls.items():
+                for i in range(200):
+                    predict(rows[i % 256:i % 256 + 1])
+                samples = []
+                for i in range(args.latency_calls):
+                    x = rows[i % 256:i % 256 + 1]
+                    t0 = time.perf_counter_ns()
+                    predict(x)
+                    samples.append(time.perf_counter_ns() - t0)
+                median[backend] = statistics.median(samples) / 1e3
+            ratio = median["sklearn"] / median["fastbp"]
+            print("%-18s %10.1f %11.1f %9s %10.2f" % (
+                "%s %s" % (name, hidden), median["fastbp"], median["sklearn"],
+                fmt(median.get("torch"), ".1f", 9), ratio))
+            results["latency"].append(dict(net=name, hidden=hidden, us=median,
+                                           x_sklearn=ratio))
+
+    # Throughput of a large predict, against the GEMM-only time of its forward.
+    n = args.predict_rows
+    print("\n%s-row predict throughput" % format(n, ","))
+    print("net       dtype    thr   fastbp_s  sklearn_s   torch_s    gemm_s"
+          "  x_sklearn  %limit  Mrows/s")
+    names = [w for w in ("friedman", "medium") if w in workloads] or ["friedman"]
+    for name in names:
+        n_features, hidden = PREDICT_NETS[name]
+        units = [n_features, *hidden, 1]
+        for dtype_name in dtypes:
+            dtype = np.dtype(dtype_name).type
+            models = _fitted_pair(n_features, hidden, dtype)
+            X = np.random.default_rng(2).standard_normal((n, n_features)).astype(dtype)
+            calls = {"fastbp": models["fastbp"].predict,
+                     "sklearn": models["sklearn"].predict}
+            if torch is not None:
+                calls["torch"] = _torch_forward(models["sklearn"], dtype)
+            # fastbp's own block: about 64k hidden values.
+            block = max(1, min(n, 65536 // max(hidden)))
+            for threads in threads_list:
+                best = {b: np.inf for b in calls}
+                with threadpool_limits(limits=threads):
+                    if torch is not None:
+                        torch.set_num_threads(threads)
+                    for _ in range(args.predict_repeats):
+                        for backend, predict in calls.items():
+                            t0 = time.perf_counter()
+                            predict(X)
+                            best[backend] = min(best[backend], time.perf_counter() - t0)
+                    paths = {}
+                    for blk in sorted({block, min(n, 8192), min(n, 65536)}):
+                        s, p = gemm_limit(units, n, blk, dtype, args.predict_repeats,
+                                          backward=False)
+                        for k, v in p.items():
+                            paths["%s_block%d" % (k, blk)] = v
+                    limit = min(paths.values())
+                frac = limit / best["fastbp"]
+                ratio = best["sklearn"] / best["fastbp"]
+                print("%-9s %-7s %4d %10.3f %10.3f %9s %9.3f %10.2f %7.1f %8.2f" % (
+                    name, dtype_name, threads, best["fastbp"], best["sklearn"],
+                    fmt(best.get("torch"), ".3f", 9), limit, ratio, 100 * frac,
+                    n / best["fastbp"] / 1e6), flush=True)
+                results["predict"].append(dict(
+                    net=name, layer_units=units, dtype=dtype_name, threads=threads,
+                    rows=n, seconds=best, gemm_seconds=limit, gemm_paths=paths,
+                    x_sklearn=ratio, limit_fraction=frac))
+
+
+def run_gridsearch(args, results):
+    """GridSearchCV over small nets on the tiny data: n_jobs=2 threads vs n_jobs=1."""
+    import joblib
+
+    X_train, _, y_train, _ = make_data("tiny")
+    epochs = 30 if args.quick else 100
+    grid = {"hidden_layer_sizes": [(50,), (100,), (50, 50)], "alpha": [1e-4, 1e-3]}
+    print("\nGridSearchCV on tiny: %d candidates x 4 folds, %d epochs each, "
+          "joblib threading backend" % (6, epochs))
+    print("estimator   n_jobs=1_s  n_jobs=2_s  speedup")
+    estimators = {"fastbp": BPRegressor, "sklearn": MLPRegressor}
+    for name, cls in estimators.items():
+        best = {}
+        repeats = args.grid_repeats if name == "fastbp" else 1
+        for n_jobs in (1, 2):
+            best[n_jobs] = np.inf
+            for _ in range(repeats):
+                search = GridSearchCV(cls(**_estimator_params((100,), 32, epochs)),
+                                      grid, cv=4, n_jobs=n_jobs)
+                with warnings.catch_warnings(), joblib.parallel_backend("threading"):
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    t0 = time.perf_counter()
+                    search.fit(X_train, y_train)
+                    best[n_jobs] = min(best[n_jobs], time.perf_counter() - t0)
+        speedup = best[1] / best[2]
+        print("%-10s %11.3f %11.3f %8.2f" % (name, best[1], best[2], speedup),
+              flush=True)
+        results["gridsearch"].append(dict(estimator=name, seconds_1=best[1],
+                                          seconds_2=best[2], speedup=speedup,
+                                          epochs=epochs))
+
+
+# ----------------------------------------------------------------- targets
+
+
+def _find(rows, **kw):
+    for r in rows:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def targets(results):
+    """Every issue-4 target as (description, measured text, met) lines."""
+    train = results["training"]
+    out = []
+
+    def add(what, measured, met):
+        out.append(dict(target=what, measured=measured, met=met))
+
+    dtypes = sorted({r["dtype"] for r in train})
+    for w, goal in (("tiny", .60), ("friedman", .60), ("medium", .90), ("wide", .90)):
+        for dt in dtypes:
+            r = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
+            if r:
+                add("%s %s 1 thread: >= %d%% of GEMM limit" % (w, dt, 100 * goal),
+                    "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= goal)
+    for w, goal in (("tiny", 15), ("friedman", 5), ("medium", 1.3), ("wide", 1.1)):
+        for dt in dtypes:
+            r = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
+            if r:
+                add("%s %s 1 thread: >= %gx sklearn" % (w, dt, goal),
+                    "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= goal)
+    for r in train:
+        if r["backend"] == "fastbp" and r.get("x_torch") is not None:
+            add("%s %s %d thr: faster than torch" % (r["workload"], r["dtype"],
+                                                     r["threads"]),
+                "%.2fx" % r["x_torch"], r["x_torch"] > 1.0)
+    for w in ("medium", "wide"):
+        for dt in dtypes:
+            one = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
+            two = _find(train, workload=w, dtype=dt, threads=2, backend="fastbp")
+            if one and two:
+                s = one["ms_per_epoch"] / two["ms_per_epoch"]
+                add("%s %s: 2 threads >= 1.7x 1 thread" % (w, dt), "%.2fx" % s,
+                    s >= 1.7)
+        for th in sorted({r["threads"] for r in train}):
+            f32 = _find(train, workload=w, dtype="float32", threads=th, backend="fastbp")
+            f64 = _find(train, workload=w, dtype="float64", threads=th, backend="fastbp")
+            if f32 and f64:
+                s = f64["ms_per_epoch"] / f32["ms_per_epoch"]
+                add("%s %d thr: float32 >= 1.7x float64" % (w, th), "%.2fx" % s,
+                    s >= 1.7)
+    for r in results["latency"]:
+        add("single-row predict (%s net) >= 5x sklearn" % r["net"],
+            "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= 5)
+    for r in results["predict"]:
+        add("%s-row predict (%s net, %s, %d thr) >= 80%% of GEMM limit"
+            % (format(r["rows"], ","), r["net"], r["dtype"], r["threads"]),
+            "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= 0.8)
+    for r in results["gridsearch"]:
+        if r["estimator"] == "fastbp":
+            add("GridSearchCV n_jobs=2 (threading) >= 1.7x n_jobs=1",
+                "%.2fx" % r["speedup"], r["speedup"] >= 1.7)
+    return out
+
+
+# -------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workloads", default="tiny,friedman,medium,wide")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs for every workload (default: per workload)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer epochs and repeats, smaller data: a smoke run")
+    p.add_argument("--json", default=None, help="save the raw results here")
+    p.add_argument("--predict-rows", type=int, default=None,
+                   help="rows of the large predict (default 1,000,000; 100,000 quick)")
+    p.add_argument("--no-predict", action="store_true")
+    p.add_argument("--no-gridsearch", action="store_true")
+    args = p.parse_args(argv)
+    args.latency_calls = 500 if args.quick else 3000
+    args.predict_repeats = 1 if args.quick else 2
+    args.grid_repeats = 1 if args.quick else 2
+    if args.predict_rows is None:
+        args.predict_rows = 100_000 if args.quick else 1_000_000
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    workloads = [w for w in args.workloads.split(",") if w]
+    for w in workloads:
+        if w not in WORKLOADS:
+            raise SystemExit("unknown workload %r (choose from %s)"
+                             % (w, ", ".join(WORKLOADS)))
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    if set(dtypes) - {"float32", "float64"}:
+        raise SystemExit("--dtypes takes float32 and/or float64")
+    threads_list = [int(t) for t in args.threads.split(",") if t]
+
+    info = machine_info()
+    print("# " + " ".join(["python", *sys.argv]))
+    print("# " + machine_line(info))
+    if info["OPENBLAS_CORETYPE"]:
+        print("# note: OPENBLAS_CORETYPE is set, so OpenBLAS runs %s kernels; for the "
+              "machine's own kernels run with `env -u OPENBLAS_CORETYPE -u "
+              "OPENBLAS_L2_SIZE`" % info["OPENBLAS_CORETYPE"])
+    print("# load average at start: %.2f %.2f %.2f (other work on the machine "
+          "makes every figure noisy; each is the fastest of its repeats)"
+          % info["loadavg_start"])
+    gemm_helper()
+    results = dict(machine=info, argv=sys.argv, training=[], latency=[], predict=[],
+                   gridsearch=[])
+    t_start = time.perf_counter()
+    run_training(args, workloads, dtypes, threads_list, results)
+    if not args.no_predict:
+        run_predict(args, workloads, dtypes, threads_list, results)
+    if not args.no_gridsearch:
+        run_gridsearch(args, results)
+    results["targets"] = targets(results)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results["wall_seconds"] = time.perf_counter() - t_start
+
+    print("\nissue-4 targets")
+    width = max([len(t["target"]) for t in results["targets"]] + [10])
+    for t in results["targets"]:
+        print("%s  %10s  %s" % (t["target"].ljust(width), t["measured"],
+                                "met" if t["met"] else "MISSED"))
+    n_met = sum(t["met"] for t in results["targets"])
+    print("%d of %d met; wall time %.0f s; load average at end: %.2f %.2f %.2f"
+          % (n_met, len(results["targets"]), results["wall_seconds"],
+             *results["machine"]["loadavg_end"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+        print("raw results saved to %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
