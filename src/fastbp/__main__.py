@@ -5,6 +5,9 @@
 import argparse
 import sys
 
+from ._cli import add_commands
+from ._cli import run as run_command
+
 
 def _parser():
     parser = argparse.ArgumentParser(
@@ -18,6 +21,7 @@ def _parser():
         description="Train the single neuron on y = 2x, then BPRegressor and "
         "MLPRegressor side by side on the diabetes data.",
     )
+    add_commands(commands)
     return parser
 
 
@@ -33,6 +37,8 @@ def main(argv=None):
         from ._demo import main as demo
 
         return demo()
+    if hasattr(args, "run"):
+        return run_command(args)
     parser.print_help()
     return 2
 

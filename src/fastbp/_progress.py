@@ -4,7 +4,18 @@
 
 The estimator's epoch loop talks to one ``EpochReporter`` per call of ``fit`` or
 ``partial_fit``: ``begin_epoch()`` before an epoch, ``end_epoch(...)`` after its
-bookkeeping (a True return asks the loop to stop), ``close()`` at the end.
+bookkeeping (a True return asks the loop to stop), ``close()`` at the end, also
+when the loop ends by an exception.
+
+- ``verbose >= 2`` shows a live bar (tqdm, when installed) with the epoch, the
+  loss, the validation score and samples/s, or else prints one plain line per
+  epoch. A call of a single epoch (``partial_fit``) always prints a line: a bar
+  that is full at once tells nothing.
+- With scikit-learn's experimental ``sklearn.callback`` API (1.9+), ``fit`` is
+  the root task and every epoch is one subtask, so ``ProgressBar`` draws one
+  bar per fit, ``ScoringMonitor`` scores the model after every epoch, and any
+  callback whose ``on_fit_task_end`` returns True stops training after that
+  epoch.
 """
 
 import contextlib
@@ -29,6 +40,16 @@ def callback_scope(estimator):
     return callback_management_context(estimator)
 
 
+def _progress_bar(total, desc):
+    """A tqdm bar on stderr, or None when tqdm is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr,
+                dynamic_ncols=True, leave=True)
+
+
 class EpochReporter:
     """Report the epochs of one training call.
 
@@ -40,12 +61,28 @@ class EpochReporter:
         Training rows per epoch (for samples/s).
     max_epochs : int
         The most epochs this call may run.
+    X, y : ndarray or None, default=None
+        The training data, handed to the callbacks (``ScoringMonitor`` scores
+        the model on them after every epoch).
+    sample_weight : ndarray or None, default=None
+        Handed to the callbacks as metadata (scorers weight their score by it).
     """
 
-    def __init__(self, estimator, n_train, max_epochs):
+    def __init__(self, estimator, n_train, max_epochs, X=None, y=None,
+                 sample_weight=None):
         self.estimator = estimator
         self.n_train = n_train
         self.verbose = int(estimator.verbose)
+        self.X, self.y = X, y
+        self.metadata = None if sample_weight is None else {
+            "sample_weight": sample_weight
+        }
+        self.max_epochs = max_epochs
+        self.n_begun = 0
+        self.started = None
+        self.bar = None
+        if self.verbose >= 2 and max_epochs > 1:
+            self.bar = _progress_bar(max_epochs, type(estimator).__name__)
         self.context = None
         self.epoch_context = None
         if getattr(estimator, "_skl_callbacks", None) and hasattr(
@@ -54,36 +91,80 @@ class EpochReporter:
             self.context = estimator._init_callback_context(
                 task_name="fit", max_subtasks=max_epochs
             )
-        self.started = None
+            self.context.call_on_fit_task_begin(
+                estimator=estimator, X=X, y=y, metadata=self.metadata
+            )
 
     def begin_epoch(self):
+        """Start timing an epoch and open its callback task."""
         self.started = time.perf_counter()
-        if self.context is not None:
+        # A solver that opens the next epoch before it knows whether it will run
+        # one (L-BFGS's callback) must not open more tasks than announced.
+        if self.context is not None and self.n_begun < self.max_epochs:
+            self.n_begun += 1
             self.epoch_context = self.context.subcontext(task_name="epoch")
-            self.epoch_context.call_on_fit_task_begin(estimator=self.estimator)
+            self.epoch_context.call_on_fit_task_begin(
+                estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata
+            )
 
     def end_epoch(self, loss, validation_score):
         """Report the finished epoch; return True to stop training."""
         est = self.estimator
-        seconds = max(time.perf_counter() - self.started, 1e-12)
+        rate = self.n_train / max(time.perf_counter() - self.started, 1e-12)
         if self.verbose >= 2:
-            line = "epoch %d  loss %.6g" % (est.n_iter_, loss)
-            if validation_score is not None:
-                line += "  validation R2 %.4f" % validation_score
-            line += "  %.0f samples/s" % (self.n_train / seconds)
-            print(line, file=sys.stdout, flush=True)
-        if self.epoch_context is None:
+            self._show(est.n_iter_, loss, validation_score, rate)
+        context, self.epoch_context = self.epoch_context, None
+        if context is None:
             return False
         return bool(
-            self.epoch_context.call_on_fit_task_end(
+            context.call_on_fit_task_end(
                 estimator=est,
-                metadata={"loss": loss, "validation_score": validation_score},
-                reconstruction_attributes=_fitted_state(est),
+                X=self.X,
+                y=self.y,
+                metadata=self.metadata,
+                reconstruction_attributes=lambda: _fitted_state(est),
             )
         )
 
+    def write(self, message):
+        """Print a message without breaking a live progress bar."""
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stdout)
+        else:
+            print(message, flush=True)
+
+    def _show(self, epoch, loss, validation_score, rate):
+        if self.bar is not None:
+            postfix = "loss=%.4g" % loss
+            if validation_score is not None:
+                postfix += ", val_r2=%.4f" % validation_score
+            postfix += ", %.3g samples/s" % rate
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(1)
+            return
+        line = "epoch %d  loss %.6g" % (epoch, loss)
+        if validation_score is not None:
+            line += "  validation R2 %.4f" % validation_score
+        line += "  %.0f samples/s" % rate
+        print(line, file=sys.stdout, flush=True)
+
     def close(self):
-        pass
+        """Close the bar and the callback tasks, however the loop ended."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.context is None:
+            return
+        context, self.context = self.context, None
+        if self.epoch_context is not None:
+            # An epoch cut short (divergence, interruption): end its task empty,
+            # as its work was undone.
+            self.epoch_context.call_on_fit_task_end(estimator=self.estimator)
+            self.epoch_context = None
+        # No fitted model for the whole task: with early stopping the best
+        # weights are only put back after the loop; the epochs' models are the
+        # ones to score.
+        context.call_on_fit_task_end(estimator=self.estimator)
 
 
 def _fitted_state(est):

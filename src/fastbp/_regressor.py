@@ -212,8 +212,11 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
       scikit-learn 1.9 instead divides by the batch's own weight sum, so a batch
       of heavy rows counts no more than a batch of light ones and weighting
       stops being equivalent to duplication; with minibatches, weighted fits of
-      the two libraries therefore differ. Negative, NaN or all-zero weights
-      raise ``ValueError``.
+      the two libraries therefore differ. As with duplicated rows, the L2
+      penalty is relative to the total weight: weights ``c`` on every row give
+      the model that ``alpha / c`` gives without weights (the same model when
+      ``c = 1`` or ``alpha = 0``). Negative, NaN or all-zero weights raise
+      ``ValueError``.
     - **L-BFGS** keeps float32 data in float32 (scikit-learn upcasts the whole
       network to float64), fills ``loss_curve_`` with the loss of each
       iteration and prints it with ``verbose=True`` (scikit-learn with SciPy
