@@ -896,3 +896,20 @@ def test_partial_fit_keeps_optimizer_state(data, solver):
 def test_public_surface():
     assert fastbp.BPRegressor is BPRegressor
     assert isinstance(fastbp.__version__, str)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_internal_r2_equals_sklearn_r2_score(weighted):
+    """Early stopping scores with a fast R²; it must equal r2_score."""
+    from sklearn.metrics import r2_score
+
+    from fastbp._regressor import _r2
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(30, 3))
+    y[:, 2] = 1.5  # a constant output: sklearn's force_finite rules apply
+    pred = y + 0.3 * rng.normal(size=y.shape)
+    w = rng.uniform(0.1, 2.0, size=30) if weighted else None
+    assert _r2(y, pred, w) == pytest.approx(r2_score(y, pred, sample_weight=w), rel=1e-12)
+    exact = y.copy()
+    assert _r2(y, exact, w) == pytest.approx(r2_score(y, exact, sample_weight=w))

@@ -11,7 +11,6 @@ import scipy.optimize
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -883,7 +882,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             X_val, y_val, w_val = validation
             y_pred = self._forward(X_val)
             if np.isfinite(y_pred).all():
-                score = float(r2_score(y_val, y_pred, sample_weight=w_val))
+                score = _r2(y_val, y_pred, w_val)
             else:
                 score = np.nan
             self.validation_scores_.append(score)
@@ -904,6 +903,24 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
+
+
+def _r2(y, y_pred, sample_weight):
+    """R², averaged over outputs, as sklearn.metrics.r2_score computes it.
+
+    Called once per epoch with early stopping, where r2_score's own input
+    checks cost more than the epoch of a small network.
+    """
+    w = np.ones(len(y)) if sample_weight is None else sample_weight
+    w = w[:, None]
+    residual = (w * (y - y_pred) ** 2).sum(axis=0, dtype=np.float64)
+    mean = (w * y).sum(axis=0, dtype=np.float64) / w.sum(dtype=np.float64)
+    total = (w * (y - mean) ** 2).sum(axis=0, dtype=np.float64)
+    scores = np.ones(y.shape[1])
+    valid = (total != 0) & (residual != 0)
+    scores[valid] = 1 - residual[valid] / total[valid]
+    scores[(residual != 0) & (total == 0)] = 0.0
+    return float(scores.mean())
 
 
 def _rows(X):
