@@ -913,3 +913,24 @@ def test_internal_r2_equals_sklearn_r2_score(weighted):
     assert _r2(y, pred, w) == pytest.approx(r2_score(y, pred, sample_weight=w), rel=1e-12)
     exact = y.copy()
     assert _r2(y, exact, w) == pytest.approx(r2_score(y, exact, sample_weight=w))
+
+
+def test_blas_pin_is_shared_by_concurrent_fits():
+    """Overlapping small fits share one BLAS pin; the last one out lifts it."""
+    from threadpoolctl import threadpool_info
+
+    from fastbp._regressor import _one_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    first, second = _one_blas_thread(), _one_blas_thread()
+    first.__enter__()
+    second.__enter__()
+    assert set(blas_threads()) == {1}
+    first.__exit__(None, None, None)
+    assert set(blas_threads()) == {1}  # the second fit still relies on it
+    second.__exit__(None, None, None)
+    assert blas_threads() == before

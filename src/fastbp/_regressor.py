@@ -3,6 +3,7 @@
 """BPRegressor: a backpropagation network regressor over the Cython core."""
 
 import contextlib
+import threading
 import warnings
 from numbers import Integral, Real
 
@@ -41,7 +42,41 @@ _DIVERGED_ADVICE = "Scale X (for example with StandardScaler) or lower learning_
 # Below this many multiply-adds per GEMM, BLAS threads cost more than they give
 # (measured on 2 cores: diabetes-sized nets train ~2x faster on one thread).
 _SMALL_GEMM = 1 << 20
-_blas = []
+
+
+class _OneBlasThread:
+    """Pin BLAS to one thread while any small-network fit runs.
+
+    threadpoolctl's limit is process-wide, so fits running in several Python
+    threads share one pin: the first to enter sets it, the last to leave lifts
+    it. Nobody restores a limit under a fit that still relies on it.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.users = 0
+        self.controller = None
+        self.limit = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self.lock:
+            if self.users == 0:
+                if self.controller is None:
+                    self.controller = ThreadpoolController()
+                self.limit = self.controller.limit(limits=1, user_api="blas")
+            self.users += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.users -= 1
+                if self.users == 0:
+                    self.limit.restore_original_limits()
+                    self.limit = None
+
+
+_one_blas_thread = _OneBlasThread()
 
 
 def _blas_threads_for(layer_units, batch_size):
@@ -49,9 +84,7 @@ def _blas_threads_for(layer_units, batch_size):
     largest = max(batch_size * a * b for a, b in zip(layer_units, layer_units[1:]))
     if largest >= _SMALL_GEMM:
         return contextlib.nullcontext()
-    if not _blas:
-        _blas.append(ThreadpoolController())
-    return _blas[0].limit(limits=1, user_api="blas")
+    return _one_blas_thread()
 
 
 class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
