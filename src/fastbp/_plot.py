@@ -185,7 +185,8 @@ class TrainingCurveDisplay:
             label="best %s (%d)" % (self.xlabel, best),
         )
         handles.append(self.best_epoch_line_)
-        ax.legend(handles=handles, loc="best")
+        # On the top axes, so that no curve is drawn over it.
+        (self.validation_ax_ or ax).legend(handles=handles, loc="center right")
         title = name or self.estimator_name
         if title:
             ax.set_title(title)

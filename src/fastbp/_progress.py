@@ -112,7 +112,9 @@ class EpochReporter:
         est = self.estimator
         rate = self.n_train / max(time.perf_counter() - self.started, 1e-12)
         if self.verbose >= 2:
-            self._show(est.n_iter_, loss, validation_score, rate)
+            # Count every epoch the model has trained (partial_fit, warm start).
+            epoch = len(getattr(est, "loss_curve_", None) or ()) or est.n_iter_
+            self._show(epoch, loss, validation_score, rate)
         context, self.epoch_context = self.epoch_context, None
         if context is None:
             return False
