@@ -719,11 +719,13 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             return loss, grad.astype(np.float64)
 
         best = {"loss": np.inf, "x": None}
+        last = {"loss": None, "x": theta.astype(np.float64)}
         reporter = EpochReporter(self, X.shape[0], self.max_iter)
         self.n_iter_ = 0
 
         def iteration_done(intermediate_result):
             loss = float(intermediate_result.fun)
+            last["loss"], last["x"] = loss, np.array(intermediate_result.x)
             self.n_iter_ += 1
             self.loss_curve_.append(loss)
             if np.isfinite(loss) and loss < best["loss"]:
@@ -750,6 +752,16 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                         "gtol": self.tol,
                     },
                 )
+        except KeyboardInterrupt:
+            # Keep the last completed iteration, as the stochastic solvers keep
+            # the last completed epoch.
+            warnings.warn("Training interrupted by user.")
+            np.copyto(theta, last["x"], casting="unsafe")
+            if last["loss"] is not None:
+                self.loss_ = last["loss"]
+            self.coefs_ = [c.copy() for c in coefs]
+            self.intercepts_ = [b.copy() for b in intercepts]
+            return
         finally:
             reporter.close()
         x, loss = result.x, float(result.fun)
@@ -1003,7 +1015,7 @@ class _Checkpoint:
         for name, value in self.scalars.items():
             setattr(est, name, value)
         if self.loss is None:
-            del est.loss_
+            est.__dict__.pop("loss_", None)
         else:
             est.loss_ = self.loss
         del est.loss_curve_[self.curve:]
