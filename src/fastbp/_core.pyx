@@ -27,7 +27,7 @@ import threading
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
+from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
 from libc.stdlib cimport free, malloc
 from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcpy, memset
@@ -759,7 +759,24 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     loss_out[0] = total
     coef_sq[0] = _params_sum_squares(tr, act[L], &isq)
     intercept_sq[0] = isq
+    if status == 0 and n > 0:
+        # The last update may have made the weights finite but too large for the
+        # dtype to carry through the layers (float32 overflows first). The last
+        # batch, forwarded once more, shows it; report that as divergence.
+        _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
+                 x, a0, rows, start - nb, nb, act)
+        if not _all_finite(act[L], nb * n_outputs):
+            coef_sq[0] = INFINITY
     return status
+
+
+cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double s = 0.0
+    for k in range(size):
+        s += x[k] * 0
+    # x * 0 is 0 for finite x and NaN for inf or NaN, so one sum tells.
+    return s == 0
 
 
 def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,

@@ -438,6 +438,38 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             return y_pred.ravel()
         return y_pred
 
+    def score(self, X, y, sample_weight=None):
+        """Return the coefficient of determination R² of the prediction.
+
+        As :meth:`sklearn.base.RegressorMixin.score`, but computed on targets
+        and predictions rescaled by their largest magnitude when that is huge,
+        so that targets near the float limit (1e300) do not overflow to NaN.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True values for X.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R² of ``self.predict(X)`` against ``y``.
+        """
+        from sklearn.metrics import r2_score
+
+        y_pred = self.predict(X)
+        y_true = np.asarray(y)
+        if y_true.dtype.kind in "fiu" and y_true.size and np.isfinite(y_true).all():
+            # R² does not change when y and the predictions share a scale.
+            big = max(np.abs(y_true).max(), np.abs(y_pred).max())
+            if np.isfinite(big) and big > 1e100:
+                y, y_pred = y_true / big, y_pred / big
+        return r2_score(y, y_pred, sample_weight=sample_weight)
+
     def save(self, path):
         """Save the fitted model to ``path`` in fastbp's pickle-free format.
 
@@ -511,6 +543,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         y = np.ascontiguousarray(y, dtype=X.dtype)
+        if np.isnan(y).any():
+            raise ValueError("Input y contains NaN.")
         if not np.isfinite(y).all():
             raise ValueError("Input y contains infinity or a value too large for %r."
                              % y.dtype)
