@@ -106,6 +106,12 @@ class _Writer:
     def array(self, name, value, dtype=None):
         a = np.ascontiguousarray(value, dtype=dtype)
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        if a.dtype.str not in _FLOAT_DTYPES + (_RNG_DTYPE,) or a.ndim > 2:
+            raise TypeError(
+                "Cannot save %s, an array of dtype %s and %d dimensions, in the "
+                "fastbp format; use pickle or joblib for this model."
+                % (name, a.dtype, a.ndim)
+            )
         self.arrays[name] = a
         return {"$array": name}
 
@@ -136,12 +142,12 @@ class _Writer:
         if isinstance(value, dict):
             return {k: self.encode("%s.%s" % (name, k), v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
-            if value and all(isinstance(v, np.ndarray) for v in value):
-                return [self.encode("%s.%d" % (name, i), v) for i, v in enumerate(value)]
-            if name.endswith("_curve_") or name.endswith("_scores_"):
+            is_curve = name.endswith("_curve_") or name.endswith("_scores_")
+            if is_curve and not all(isinstance(v, np.ndarray) for v in value):
                 self.array(name, np.asarray(value, dtype=np.float64))
                 return {"$floats": name}
-            return [self.encode("%s.%d" % (name, i), v) for i, v in enumerate(value)]
+            return [self.encode("%s.%d" % (name, i), v)
+                    for i, v in enumerate(value)]
         raise TypeError(
             "Cannot save %s=%r (type %s) in the fastbp format; use pickle or joblib "
             "for this model." % (name, value, type(value).__name__)

@@ -163,9 +163,8 @@ class TrainingCurveDisplay:
         epochs = np.arange(1, loss.size + 1)
         self.best_epoch = best = self._best_epoch(loss, scores)
 
-        (self.loss_line_,) = ax.plot(
-            epochs, loss, **{"color": "C0", "label": "training loss", **(loss_kwargs or {})}
-        )
+        style = {"color": "C0", "label": "training loss", **(loss_kwargs or {})}
+        (self.loss_line_,) = ax.plot(epochs, loss, **style)
         ax.set_xlabel(self.xlabel)
         ax.set_ylabel("training loss")
         handles = [self.loss_line_]
@@ -173,10 +172,9 @@ class TrainingCurveDisplay:
         self.validation_ax_ = self.validation_line_ = None
         if scores is not None:
             self.validation_ax_ = ax.twinx()
-            (self.validation_line_,) = self.validation_ax_.plot(
-                epochs, scores,
-                **{"color": "C1", "label": "validation R²", **(validation_kwargs or {})},
-            )
+            style = {"color": "C1", "label": "validation R²",
+                     **(validation_kwargs or {})}
+            (self.validation_line_,) = self.validation_ax_.plot(epochs, scores, **style)
             self.validation_ax_.set_ylabel("validation R²")
             handles.append(self.validation_line_)
 

@@ -22,6 +22,8 @@ import contextlib
 import sys
 import time
 
+import numpy as np
+
 try:  # scikit-learn >= 1.9 (experimental API)
     from sklearn.callback import CallbackSupportMixin as CallbackSupport
     from sklearn.callback._callback_support import callback_management_context
@@ -73,7 +75,11 @@ class EpochReporter:
         self.estimator = estimator
         self.n_train = n_train
         self.verbose = int(estimator.verbose)
+        if y is not None and y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # the shape predict gives, for scorers
         self.X, self.y = X, y
+        if X is not None and getattr(estimator, "_skl_callbacks", None):
+            self.X = _with_feature_names(estimator, X)
         self.metadata = None if sample_weight is None else {
             "sample_weight": sample_weight
         }
@@ -92,7 +98,7 @@ class EpochReporter:
                 task_name="fit", max_subtasks=max_epochs
             )
             self.context.call_on_fit_task_begin(
-                estimator=estimator, X=X, y=y, metadata=self.metadata
+                estimator=estimator, X=self.X, y=self.y, metadata=self.metadata
             )
 
     def begin_epoch(self):
@@ -128,13 +134,6 @@ class EpochReporter:
             )
         )
 
-    def write(self, message):
-        """Print a message without breaking a live progress bar."""
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stdout)
-        else:
-            print(message, flush=True)
-
     def _show(self, epoch, loss, validation_score, rate):
         if self.bar is not None:
             postfix = "loss=%.4g" % loss
@@ -167,6 +166,22 @@ class EpochReporter:
         # weights are only put back after the loop; the epochs' models are the
         # ones to score.
         context.call_on_fit_task_end(estimator=self.estimator)
+
+
+def _with_feature_names(estimator, X):
+    """X as a DataFrame view with the fitted column names, when it had them.
+
+    The data reach the reporter validated into an array; a scorer calling
+    predict on it would warn, at every epoch, that the names are gone.
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None or not isinstance(X, np.ndarray):
+        return X
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - names came from polars
+        return X
+    return pd.DataFrame(X, columns=names, copy=False)
 
 
 def _fitted_state(est):

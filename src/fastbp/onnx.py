@@ -23,17 +23,23 @@ Requires the ``onnx`` extra: ``pip install fastbp[onnx]``.
 """
 
 import numpy as np
-from onnx import numpy_helper
-from skl2onnx import update_registered_converter
-from skl2onnx.common.data_types import (
-    BooleanTensorType,
-    DoubleTensorType,
-    FloatTensorType,
-    Int32TensorType,
-    Int64TensorType,
-)
-from skl2onnx.proto import onnx_proto
 from sklearn.utils.validation import check_is_fitted
+
+try:
+    from onnx import numpy_helper
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.data_types import (
+        BooleanTensorType,
+        DoubleTensorType,
+        FloatTensorType,
+        Int32TensorType,
+        Int64TensorType,
+    )
+    from skl2onnx.proto import onnx_proto
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "fastbp.onnx needs skl2onnx and onnx: pip install fastbp[onnx] (%s)" % exc
+    ) from exc
 
 from ._regressor import BPRegressor
 

@@ -1,0 +1,229 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""The ``fastbp`` command: the installed console script, run in a subprocess."""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import r2_score
+from sklearn.model_selection import train_test_split
+
+import fastbp
+from fastbp.__main__ import main
+
+
+def _console_script():
+    name = "fastbp.exe" if os.name == "nt" else "fastbp"
+    path = os.path.join(sysconfig.get_path("scripts"), name)
+    return path if os.path.exists(path) else shutil.which("fastbp")
+
+
+@pytest.fixture(scope="module")
+def script():
+    path = _console_script()
+    if path is None:
+        pytest.fail("the fastbp console script is not installed; pip install -e .")
+    return [path]
+
+
+def run(cmd, *args, cwd=None):
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    frame = pd.DataFrame(X, columns=["x1", "x2", "x3"])
+    frame["y"] = X @ [1.0, -2.0, 0.5] + 0.1 * rng.standard_normal(300)
+    frame["y2"] = np.tanh(X[:, 0])
+    frame.insert(0, "id", np.arange(300))
+    path = tmp_path_factory.mktemp("cli") / "data.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+FIT_ARGS = ["--drop", "id", "--drop", "y2", "--hidden", "8,4", "--max-iter", "40",
+            "--learning-rate-init", "0.01", "--random-state", "0"]
+
+
+def test_fit_then_predict(script, table, tmp_path):
+    path, frame = table
+    model = tmp_path / "model.npz"
+    fit = run(script, "fit", path, "--target", "y", *FIT_ARGS, "--out", model)
+    assert fit.returncode == 0, fit.stderr
+    assert "Traceback" not in fit.stderr
+    est = fastbp.load(model)
+    assert list(est.feature_names_in_) == ["x1", "x2", "x3"]
+    assert est.hidden_layer_sizes == (8, 4) and est.learning_rate_init == 0.01
+
+    # The reported R² is the held-out R² of the saved model.
+    features, y = frame[["x1", "x2", "x3"]], frame["y"]
+    _, X_val, _, y_val = train_test_split(features, y, test_size=0.2, random_state=0)
+    r2 = r2_score(y_val, est.predict(X_val))
+    assert fit.stdout.splitlines()[0] == (
+        "validation R2 %.4f on 60 rows (trained on 240 rows, %d epochs)"
+        % (r2, est.n_iter_)
+    )
+    assert "saved model to %s" % model in fit.stdout
+
+    # The data file still holds id and the targets: predict takes the
+    # model's columns by name.
+    preds = tmp_path / "preds.csv"
+    predict = run(script, "predict", model, path, "--out", preds)
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stdout == ""
+    written = pd.read_csv(preds)
+    assert list(written.columns) == ["prediction"]
+    np.testing.assert_array_equal(written["prediction"], est.predict(features))
+
+    to_stdout = run(script, "predict", model, path)
+    assert to_stdout.stdout == preds.read_text()
+
+
+@pytest.mark.parametrize("how", ["console_script", "python_m"])
+def test_help(script, how):
+    cmd = script if how == "console_script" else [sys.executable, "-m", "fastbp"]
+    top = run(cmd, "--help")
+    assert top.returncode == 0, top.stderr
+    assert top.stdout.startswith("usage: fastbp")
+    for command in ("demo", "fit", "predict"):
+        assert command in top.stdout
+    fit = run(cmd, "fit", "--help")
+    assert fit.returncode == 0
+    assert fit.stdout.startswith("usage: fastbp fit") and "--target" in fit.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "predict"])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: fastbp %s" % command)
+
+
+def test_data_error_is_one_line(script, table, tmp_path):
+    path, frame = table
+    bad = tmp_path / "bad.csv"
+    frame.assign(x2=frame["x2"].astype(object).where(frame.index != 7, "n/a?")).to_csv(
+        bad, index=False)
+    result = run(script, "fit", bad, "--target", "y", *FIT_ARGS)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "fastbp: error: column 'x2' of %s is not numeric: 'n/a?' in data row 8; "
+        "drop it with --drop or encode it as numbers" % bad
+    ]
+
+
+# In-process from here: the same main() behind the script, without paying a
+# Python start-up per case.
+
+
+def _main(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error_line(capsys, *args):
+    code, out, err = _main(capsys, *args)
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: "), err
+    assert "Traceback" not in err
+    return lines[0][len("fastbp: error: "):]
+
+
+def test_data_errors(table, tmp_path, capsys):
+    path, frame = table
+    assert _one_error_line(capsys, "fit", path, "--target", "price") == (
+        "no target column 'price' in %s; its columns are: id, x1, x2, x3, y, y2" % path
+    )
+    assert _one_error_line(capsys, "fit", tmp_path / "nope.csv", "--target", "y") == (
+        "cannot read %s: no such file" % (tmp_path / "nope.csv")
+    )
+    holes = tmp_path / "holes.csv"
+    frame.assign(x3=frame["x3"].where(frame.index % 50 != 3)).to_csv(holes, index=False)
+    assert _one_error_line(capsys, "fit", holes, "--target", "y", "--drop", "id") == (
+        "column 'x3' of %s has 6 missing or infinite value(s), the first in data "
+        "row 4; fill or drop them first" % holes
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    message = _one_error_line(capsys, "fit", empty, "--target", "y")
+    assert message == "%s is empty" % empty
+    tiny = tmp_path / "tiny.csv"
+    frame.head(3).to_csv(tiny, index=False)
+    message = _one_error_line(capsys, "fit", tiny, "--target", "y")
+    assert "too few to hold out" in message
+    assert "not a fastbp model file" in _one_error_line(capsys, "predict", path, path)
+    assert "validation set is too small" in _one_error_line(
+        capsys, "fit", path, "--target", "y", "--drop", "id", "--early-stopping",
+        "--validation-fraction", "0.001", "--max-iter", "2")
+
+
+def test_predict_needs_the_model_columns(table, tmp_path, capsys):
+    path, frame = table
+    model = tmp_path / "model.npz"
+    code = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS, "--out", model)[0]
+    assert code == 0
+    other = tmp_path / "other.csv"
+    frame.drop(columns=["x2"]).to_csv(other, index=False)
+    assert _one_error_line(capsys, "predict", model, other) == (
+        "no feature column 'x2' in %s; its columns are: id, x1, x3, y, y2" % other
+    )
+
+
+def test_usage_errors_exit_2(table, capsys):
+    path, _ = table
+    for args in (["fit", path], ["fit", path, "--target", "y", "--hidden", "8,x"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        assert exc.value.code == 2
+    assert "expected layer sizes like 64,64" in capsys.readouterr().err
+
+
+def test_several_targets_and_training_r2(table, tmp_path, capsys):
+    path, frame = table
+    model = tmp_path / "model.npz"
+    code, out, _ = _main(capsys, "fit", path, "--target", "y", "--target", "y2",
+                         "--features", "x1,x2,x3", "--holdout", "0", "--hidden", "8",
+                         "--max-iter", "20", "--random-state", "0", "--out", model)
+    assert code == 0 and out.startswith("training R2 ")
+    est = fastbp.load(model)
+    assert est.n_outputs_ == 2
+    code, out, _ = _main(capsys, "predict", model, path)
+    lines = out.splitlines()
+    assert lines[0] == "prediction_0,prediction_1" and len(lines) == 301
+
+
+def test_parquet_in_and_out(table, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    _, frame = table
+    data = tmp_path / "data.parquet"
+    frame.to_parquet(data)
+    model = tmp_path / "model.npz"
+    code = _main(capsys, "fit", data, "--target", "y", *FIT_ARGS, "--out", model)[0]
+    assert code == 0
+    preds = tmp_path / "preds.parquet"
+    assert _main(capsys, "predict", model, data, "--out", preds)[0] == 0
+    est = fastbp.load(model)
+    np.testing.assert_array_equal(pd.read_parquet(preds)["prediction"],
+                                  est.predict(frame[["x1", "x2", "x3"]]))
+
+
+def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
+    path, _ = table
+    code, out, _ = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS,
+                         "--max-iter", "3", "-v", "--out", tmp_path / "m.npz")
+    assert code == 0
+    assert sum(line.startswith("Iteration ") for line in out.splitlines()) == 3
+    assert fastbp.load(tmp_path / "m.npz").verbose == 1
