@@ -23,7 +23,9 @@ extensions = [
         ["src/fastbp/_core.pyx"],
         # -fno-math-errno only stops libm from setting errno, which lets sqrt
         # vectorize; results are unchanged (unlike -ffast-math).
-        extra_compile_args=["-O3", "-fno-math-errno"] if not DEBUG else ["-O0", "-g"],
+        extra_compile_args=(["-O3", "-fno-math-errno"] if not DEBUG else ["-O0", "-g"])
+        + ["-fopenmp"],
+        extra_link_args=["-fopenmp"],
     )
 ]
 

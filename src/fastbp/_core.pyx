@@ -27,6 +27,8 @@ import threading
 import numpy as np
 
 from cython cimport floating
+from cython.parallel cimport prange
+cimport openmp
 from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
 from libc.stdlib cimport free, malloc
 from cpython.exc cimport PyErr_CheckSignals
@@ -473,6 +475,22 @@ cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
 # Trainer: pointer tables over the estimator's arrays, and the workspaces
 # --------------------------------------------------------------------------
 
+# What one thread needs to run its share of a batch, without the GIL.
+cdef struct Net:
+    Py_ssize_t n_layers
+    Py_ssize_t n_threads
+    const Py_ssize_t* units
+    void** coef
+    void** intercept
+    void** act
+    void** delta
+    void** coef_grad
+    void** intercept_grad
+    int activation
+    int out_activation
+    int loss
+
+
 cdef void* _address(object array) except NULL:
     """Address of the first element of a validated C-contiguous array."""
     cdef Py_ssize_t address = array.__array_interface__["data"][0]
@@ -491,10 +509,18 @@ cdef class Trainer:
         SGD velocities (one moment), or Adam first then second moments.
     max_batch : int
         The largest number of rows a block will hold.
+    n_threads : int, default=1
+        Threads that share each minibatch: thread t runs the forward and
+        backward pass of rows ``[t*nb/T, (t+1)*nb/T)`` of the batch with its own
+        workspace, and the gradients are summed in thread order, so results are
+        bitwise reproducible for a given ``n_threads``. BLAS should run on one
+        thread meanwhile.
     """
 
     cdef readonly Py_ssize_t n_layers
     cdef readonly Py_ssize_t max_batch
+    cdef readonly Py_ssize_t n_threads
+    cdef readonly Py_ssize_t chunk     # rows of a batch one thread works on
     cdef readonly bint single
     cdef readonly int activation, out_activation, loss, solver
     cdef readonly bint poll_signals
@@ -505,10 +531,14 @@ cdef class Trainer:
     cdef void** intercept
     cdef void** moment_1       # 2 * n_layers: coefs then intercepts
     cdef void** moment_2
-    cdef void** act            # n_layers + 1; act[0] is the row-gather buffer
-    cdef void** delta          # n_layers
+    # Per thread t, tables at offsets t * (n_layers + 1) for act and
+    # t * n_layers for the others; thread 0's gradients receive the sum.
+    cdef void** act            # act[0] is the row-gather buffer
+    cdef void** delta
     cdef void** coef_grad
     cdef void** intercept_grad
+    cdef double* part_loss     # n_threads
+    cdef Net net
     cdef void* work
     cdef list keep
 
@@ -516,16 +546,20 @@ cdef class Trainer:
         self.units = NULL
         self.coef = NULL
         self.act = NULL
+        self.part_loss = NULL
         self.work = NULL
 
     def __init__(self, list coefs, list intercepts, list state,
                  Py_ssize_t max_batch, int activation, int out_activation,
                  int loss, int solver, double alpha=0.0, double momentum=0.9,
                  bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
-                 double epsilon=1e-8, bint dense_input=True):
-        cdef Py_ssize_t L = len(coefs), l, total, itemsize, offset
+                 double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1):
+        cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
+        cdef Py_ssize_t T = n_threads
         if L < 1 or len(intercepts) != L or max_batch < 1:
             raise ValueError("Trainer needs at least one layer and max_batch >= 1")
+        if not 1 <= n_threads <= 256:
+            raise ValueError("n_threads must be in [1, 256]")
         dtype = np.dtype(coefs[0].dtype)
         if dtype != np.float32 and dtype != np.float64:
             raise TypeError("Trainer works on float32 or float64 parameters")
@@ -537,6 +571,8 @@ cdef class Trainer:
         self.keep = [list(coefs), list(intercepts), list(state)]
         self.n_layers = L
         self.max_batch = max_batch
+        self.n_threads = T
+        self.chunk = (max_batch + T - 1) // T
         self.single = dtype == np.float32
         self.activation = activation
         self.out_activation = out_activation
@@ -552,21 +588,21 @@ cdef class Trainer:
         self.poll_signals = threading.current_thread() is threading.main_thread()
 
         self.units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
-        # One table holds all pointer tables, so one free releases them.
-        self.coef = <void**> malloc((9 * L + 1) * sizeof(void*))
-        if self.units == NULL or self.coef == NULL:
+        # Two tables hold all pointer tables, so two frees release them.
+        self.coef = <void**> malloc(6 * L * sizeof(void*))
+        self.act = <void**> malloc(T * (4 * L + 1) * sizeof(void*))
+        self.part_loss = <double*> malloc(T * sizeof(double))
+        if (self.units == NULL or self.coef == NULL or self.act == NULL
+                or self.part_loss == NULL):
             raise MemoryError()
+        memset(self.coef, 0, 6 * L * sizeof(void*))
+        memset(self.act, 0, T * (4 * L + 1) * sizeof(void*))
         self.intercept = self.coef + L
         self.moment_1 = self.coef + 2 * L
         self.moment_2 = self.coef + 4 * L
-        self.coef_grad = self.coef + 6 * L
-        self.intercept_grad = self.coef + 7 * L
-        self.delta = self.coef + 8 * L
-        self.act = <void**> malloc((L + 1) * sizeof(void*))
-        if self.act == NULL:
-            raise MemoryError()
-        memset(self.coef, 0, (9 * L + 1) * sizeof(void*))
-        memset(self.act, 0, (L + 1) * sizeof(void*))
+        self.delta = self.act + T * (L + 1)
+        self.coef_grad = self.delta + T * L
+        self.intercept_grad = self.coef_grad + T * L
 
         for l in range(L):
             c = coefs[l]
@@ -596,31 +632,46 @@ cdef class Trainer:
 
         itemsize = dtype.itemsize
         # The row-gather buffer serves dense input only; CSR rows are read in place.
-        total = max_batch * self.units[0] if dense_input else 0
+        per_thread = self.chunk * self.units[0] if dense_input else 0
         for l in range(L):
-            total += 2 * max_batch * self.units[l + 1]
-            total += self.units[l] * self.units[l + 1] + self.units[l + 1]
+            per_thread += 2 * self.chunk * self.units[l + 1]
+            per_thread += self.units[l] * self.units[l + 1] + self.units[l + 1]
+        total = T * per_thread
         self.work = malloc(total * itemsize)
         if self.work == NULL:
             raise MemoryError("cannot allocate %d bytes of workspace" % (total * itemsize))
         offset = 0
-        if dense_input:
-            self.act[0] = <char*> self.work + offset
-            offset += max_batch * self.units[0] * itemsize
-        for l in range(L):
-            self.act[l + 1] = <char*> self.work + offset
-            offset += max_batch * self.units[l + 1] * itemsize
-            self.delta[l] = <char*> self.work + offset
-            offset += max_batch * self.units[l + 1] * itemsize
-            self.coef_grad[l] = <char*> self.work + offset
-            offset += self.units[l] * self.units[l + 1] * itemsize
-            self.intercept_grad[l] = <char*> self.work + offset
-            offset += self.units[l + 1] * itemsize
+        for t in range(T):
+            if dense_input:
+                self.act[t * (L + 1)] = <char*> self.work + offset
+                offset += self.chunk * self.units[0] * itemsize
+            for l in range(L):
+                self.act[t * (L + 1) + l + 1] = <char*> self.work + offset
+                offset += self.chunk * self.units[l + 1] * itemsize
+                self.delta[t * L + l] = <char*> self.work + offset
+                offset += self.chunk * self.units[l + 1] * itemsize
+                self.coef_grad[t * L + l] = <char*> self.work + offset
+                offset += self.units[l] * self.units[l + 1] * itemsize
+                self.intercept_grad[t * L + l] = <char*> self.work + offset
+                offset += self.units[l + 1] * itemsize
+        self.net.n_layers = L
+        self.net.n_threads = T
+        self.net.units = self.units
+        self.net.coef = self.coef
+        self.net.intercept = self.intercept
+        self.net.act = self.act
+        self.net.delta = self.delta
+        self.net.coef_grad = self.coef_grad
+        self.net.intercept_grad = self.intercept_grad
+        self.net.activation = activation
+        self.net.out_activation = out_activation
+        self.net.loss = loss
 
     def __dealloc__(self):
         free(self.units)
         free(self.coef)
         free(self.act)
+        free(self.part_loss)
         free(self.work)
 
     def __reduce__(self):
@@ -681,6 +732,73 @@ cdef object _raise_pending():
 # Entry points
 # --------------------------------------------------------------------------
 
+cdef double _share_gradients(const Net* net, Py_ssize_t t, const Input* x,
+                             const floating* Y, const floating* sample_weight,
+                             const Py_ssize_t* rows, Py_ssize_t start,
+                             Py_ssize_t nb) noexcept nogil:
+    """Thread t's share of a batch: rows [t*nb/T, (t+1)*nb/T) of it.
+
+    Forward, output delta and backward into thread t's own buffers; returns the
+    share's summed (weighted) loss. An empty share leaves zero gradients.
+    """
+    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l
+    cdef Py_ssize_t lo = t * nb // T, hi = (t + 1) * nb // T, m = hi - lo
+    cdef floating** act = <floating**> net.act + t * (L + 1)
+    cdef floating** delta = <floating**> net.delta + t * L
+    cdef floating** cg = <floating**> net.coef_grad + t * L
+    cdef floating** ig = <floating**> net.intercept_grad + t * L
+    cdef const Py_ssize_t* share_rows = rows + lo if rows != NULL else NULL
+    cdef const floating* a0
+    cdef double loss
+    if m == 0:
+        for l in range(L):
+            memset(cg[l], 0, net.units[l] * net.units[l + 1] * sizeof(floating))
+            memset(ig[l], 0, net.units[l + 1] * sizeof(floating))
+        return 0.0
+    a0 = _dense_block(x, act[0], share_rows, start + lo, m)
+    _forward(L, net.units, <floating**> net.coef, <floating**> net.intercept,
+             net.activation, net.out_activation, x, a0, share_rows, start + lo, m, act)
+    loss = _loss_and_delta(act[L], Y, sample_weight, share_rows, start + lo, m,
+                           net.units[L], net.loss, delta[L - 1])
+    _backward(L, net.units, <floating**> net.coef, net.activation, x, a0, share_rows,
+              start + lo, act, delta, m, cg, ig, False)
+    return loss
+
+
+cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
+                             const floating* sample_weight, const Py_ssize_t* rows,
+                             Py_ssize_t start, Py_ssize_t nb) noexcept nogil:
+    """Raw gradients of one batch into thread 0's buffers; returns its loss.
+
+    With several threads, each runs its share and the shares' gradients and
+    losses are added in thread order, so the sum does not depend on timing.
+    """
+    cdef const Net* net = &tr.net
+    cdef Py_ssize_t T = tr.n_threads, L = tr.n_layers, t, l, k, size
+    cdef double* part = tr.part_loss
+    cdef double loss
+    cdef floating* dst
+    cdef const floating* src
+    if T == 1:
+        return _share_gradients(net, 0, x, Y, sample_weight, rows, start, nb)
+    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
+        part[t] = _share_gradients(net, t, x, Y, sample_weight, rows, start, nb)
+    loss = part[0]
+    for t in range(1, T):
+        loss += part[t]
+        for l in range(L):
+            dst = (<floating**> tr.coef_grad)[l]
+            src = (<floating**> tr.coef_grad)[t * L + l]
+            size = tr.units[l] * tr.units[l + 1]
+            for k in range(size):
+                dst[k] += src[k]
+            dst = (<floating**> tr.intercept_grad)[l]
+            src = (<floating**> tr.intercept_grad)[t * L + l]
+            for k in range(tr.units[l + 1]):
+                dst[k] += src[k]
+    return loss
+
+
 cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
                     const floating* sample_weight, double weight_scale,
                     const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch_size,
@@ -694,17 +812,16 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     weighted minibatches estimate the weighted full-batch gradient without bias.
     Returns 1 if a signal handler raised (the epoch stops between batches).
     """
-    cdef Py_ssize_t L = tr.n_layers, start, nb, l, size, n_outputs = tr.units[L]
+    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0, l, size
+    cdef Py_ssize_t n_outputs = tr.units[L], last
     cdef floating** coef = <floating**> tr.coef
     cdef floating** intercept = <floating**> tr.intercept
     cdef floating** act = <floating**> tr.act
-    cdef floating** delta = <floating**> tr.delta
     cdef floating** coef_grad = <floating**> tr.coef_grad
     cdef floating** intercept_grad = <floating**> tr.intercept_grad
     cdef floating** m1 = <floating**> tr.moment_1
     cdef floating** m2 = <floating**> tr.moment_2
-    cdef const floating* a0
-    cdef const Py_ssize_t* rows
+    cdef const Py_ssize_t* rows = NULL
     cdef double total = 0.0, wsq, isq = 0.0, step, scale
     cdef double alpha = tr.alpha, last_poll = 0.0, now
     cdef int status = 0
@@ -712,18 +829,11 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     if tr.poll_signals:
         last_poll = _now()
     wsq = _params_sum_squares(tr, act[L], &isq)
-    start = 0
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
         rows = order + start if order != NULL else NULL
-        a0 = _dense_block(x, act[0], rows, start, nb)
-        _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
-                 x, a0, rows, start, nb, act)
-        total += (_loss_and_delta(act[L], Y, sample_weight, rows, start, nb,
-                                  n_outputs, tr.loss, delta[L - 1])
+        total += (_batch_gradients(tr, x, Y, sample_weight, rows, start, nb)
                   + 0.5 * alpha * wsq) / weight_scale
-        _backward(L, tr.units, coef, tr.activation, x, a0, rows, start, act, delta,
-                  nb, coef_grad, intercept_grad, False)
         scale = nb * weight_scale
         if tr.solver == ADAM:
             adam_t[0] += 1
@@ -761,11 +871,14 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     intercept_sq[0] = isq
     if status == 0 and n > 0:
         # The last update may have made the weights finite but too large for the
-        # dtype to carry through the layers (float32 overflows first). The last
-        # batch, forwarded once more, shows it; report that as divergence.
+        # dtype to carry through the layers (float32 overflows first). The first
+        # rows of the last batch, forwarded once more, show it: report that as
+        # divergence.
+        last = nb if nb <= tr.chunk else tr.chunk
         _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
-                 x, a0, rows, start - nb, nb, act)
-        if not _all_finite(act[L], nb * n_outputs):
+                 x, _dense_block(x, act[0], rows, start - nb, last), rows,
+                 start - nb, last, act)
+        if not _all_finite(act[L], last * n_outputs):
             coef_sq[0] = INFINITY
     return status
 
@@ -902,7 +1015,7 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     with nogil:
         start = 0
         while start < n:
-            nb = trainer.max_batch if start + trainer.max_batch <= n else n - start
+            nb = trainer.chunk if start + trainer.chunk <= n else n - start
             a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
             _forward(L, trainer.units, coef, <floating**> trainer.intercept,
                      trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
@@ -930,6 +1043,11 @@ cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
     if a.shape[0] == 0 or a.shape[1] == 0:
         return NULL
     return &a[0, 0]
+
+
+def max_threads():
+    """OpenMP's thread budget (OMP_NUM_THREADS, threadpoolctl limits)."""
+    return openmp.omp_get_max_threads()
 
 
 # --------------------------------------------------------------------------

@@ -79,10 +79,25 @@ class _OneBlasThread:
 _one_blas_thread = _OneBlasThread()
 
 
-def _blas_threads_for(layer_units, batch_size):
-    """A context that pins BLAS to one thread when every GEMM of a batch is small."""
+def _is_small(layer_units, batch_size):
+    """Whether every GEMM of a batch is below _SMALL_GEMM multiply-adds."""
     largest = max(batch_size * a * b for a, b in zip(layer_units, layer_units[1:]))
-    if largest >= _SMALL_GEMM:
+    return largest < _SMALL_GEMM
+
+
+def _threads_for(layer_units, batch_size):
+    """Threads to split each minibatch over: all of OpenMP's budget for large
+    layers (about 2**20 multiply-adds per GEMM and up), one for small ones,
+    whose batches are too short to share."""
+    if _is_small(layer_units, batch_size):
+        return 1
+    return max(1, min(_core.max_threads(), batch_size))
+
+
+def _blas_threads_for(layer_units, batch_size, n_threads=1):
+    """A context that pins BLAS to one thread when its GEMMs are small or when
+    fastbp's own threads already share the batch."""
+    if n_threads == 1 and not _is_small(layer_units, batch_size):
         return contextlib.nullcontext()
     return _one_blas_thread()
 
@@ -144,8 +159,10 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     tol : float, default=1e-4
         Improvement threshold for the stopping rule.
 
-    verbose : bool, default=False
-        Print the loss of each epoch.
+    verbose : bool or int, default=False
+        1 (or True): one line per epoch, as scikit-learn prints it. 2: a live
+        progress bar with the loss, validation score and samples/s (tqdm when
+        installed, else one plain line per epoch).
 
     warm_start : bool, default=False
         Reuse the previous weights in ``fit``; the optimizer state starts afresh,
@@ -233,6 +250,16 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
       so a warm-started fit that never beats the old best score trains them in
       place and ends with its last epoch. ``BPRegressor`` keeps copies and ends
       with the best weights, as early stopping promises.
+    - **Callbacks.** scikit-learn 1.9's experimental ``sklearn.callback`` API
+      works (``set_callbacks``, ``ProgressBar``, ``ScoringMonitor``, stopping
+      from ``on_fit_task_end``): ``fit`` is one task and each epoch (or L-BFGS
+      iteration) one subtask. ``MLPRegressor`` does not support it.
+    - **Threads.** Networks whose per-batch GEMMs reach about 2**20
+      multiply-adds split each minibatch across OpenMP's threads (limit them
+      with ``OMP_NUM_THREADS`` or ``threadpoolctl``); the gradients are summed
+      in thread order, so a fit is bitwise reproducible for a given number of
+      threads. Smaller networks run on one thread with BLAS pinned to one
+      thread, and release the GIL, so many of them train in parallel threads.
     - **partial_fit** exists only for the stochastic solvers (scikit-learn's
       regressor offers it with ``'lbfgs'`` and runs a full fit).
     - **Sample weights** mean the weighted loss ``sum_i w_i loss_i / sum_i w_i``
@@ -692,6 +719,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                 )
             weights = (sample_weight, mean_weight)
         batch_size = self._batch_size(n_train)
+        layer_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        n_threads = _threads_for(layer_units, batch_size)
         trainer = _core.Trainer(
             self.coefs_,
             self.intercepts_,
@@ -708,11 +737,13 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             dense_input=not sp.issparse(X),
+            n_threads=n_threads,
         )
         self.n_iter_ = 0
-        with _blas_threads_for(trainer.layer_units, batch_size):
+        with _blas_threads_for(layer_units, batch_size, n_threads):
             self._run_epochs(trainer, _rows(X), y, weights, train_idx, n_train,
-                             batch_size, validation, incremental)
+                             batch_size, validation, incremental,
+                             dict(X=X, y=y, sample_weight=sample_weight))
         if self.early_stopping:
             self.coefs_ = [c.copy() for c in self._best_coefs]
             self.intercepts_ = [b.copy() for b in self._best_intercepts]
@@ -754,7 +785,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
 
         best = {"loss": np.inf, "x": None}
         last = {"loss": None, "x": theta.astype(np.float64)}
-        reporter = EpochReporter(self, X.shape[0], self.max_iter)
+        reporter = EpochReporter(self, X.shape[0], self.max_iter, X=X, y=y,
+                                 sample_weight=sample_weight)
         self.n_iter_ = 0
 
         def iteration_done(intermediate_result):
@@ -764,7 +796,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             self.loss_curve_.append(loss)
             if np.isfinite(loss) and loss < best["loss"]:
                 best["loss"], best["x"] = loss, np.array(intermediate_result.x)
-            if self.verbose:
+            if self.verbose == 1:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
             if reporter.end_epoch(loss, None):
                 raise StopIteration
@@ -850,14 +882,15 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         return int(np.clip(self.batch_size, 1, n_train))
 
     def _run_epochs(self, trainer, rows, y, weights, train_idx, n_train, batch_size,
-                    validation, incremental):
+                    validation, incremental, callback_data):
         """The epoch loop: shuffle, one compiled epoch, bookkeeping, stopping."""
         state = self._optimizer_state
         gather = bool(self.shuffle or train_idx is not None)
         sample_idx = np.arange(n_train, dtype=np.intp)
         order = sample_idx if train_idx is None else train_idx
         checkpoint = _Checkpoint(self)
-        reporter = EpochReporter(self, n_train, 1 if incremental else self.max_iter)
+        reporter = EpochReporter(self, n_train, 1 if incremental else self.max_iter,
+                                 **callback_data)
         in_epoch = False
         try:
             for _ in range(self.max_iter):
@@ -879,7 +912,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
                 self.loss_ = loss_sum / n_train
                 self.t_ += n_train
                 self.loss_curve_.append(self.loss_)
-                if self.verbose:
+                if self.verbose == 1:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(validation)
                 if not (np.isfinite(self.loss_) and np.isfinite(coef_sq + intercept_sq)):
@@ -965,7 +998,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             else:
                 score = np.nan
             self.validation_scores_.append(score)
-            if self.verbose:
+            if self.verbose == 1:
                 print("Validation score: %f" % score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
