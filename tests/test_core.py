@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import numpy_reference as ref
+from numpy.testing import assert_allclose, assert_array_equal
 import pytest
 from conftest import (
     ACTIVATION,
@@ -505,3 +506,58 @@ def test_trainer_rejects_one_moment_for_adam(rng):
     with pytest.raises(ValueError):
         make_trainer(coefs, intercepts, zero_state(coefs, intercepts, "sgd"), 4,
                      solver="adam")
+
+
+# ------------------------------------------------------------ threaded batches
+
+
+def _threaded_epochs(rng_seed, n_threads, dtype, solver, gather, sparse=False):
+    """Two epochs of a Trainer that splits each batch over n_threads."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(rng_seed)
+    coefs, intercepts = random_network(rng, [6, 9, 7, 2], dtype)
+    X, Y = random_data(rng, 53, 6, 2, dtype)
+    state = zero_state(coefs, intercepts, solver)
+    trainer = make_trainer(coefs, intercepts, state, 16, activation="tanh",
+                           solver=solver, alpha=0.01, n_threads=n_threads,
+                           dense_input=not sparse)
+    rows = _core.Rows.csr(*(lambda m: (m.data, m.indices, m.indptr))(
+        sp.csr_matrix(X)), 6) if sparse else X
+    order = rng.permutation(53).astype(np.intp)
+    t, results = 0, []
+    for _ in range(2):
+        loss, wsq, isq, t = _core.train_epoch(trainer, rows, Y, order, gather, 16,
+                                              0.01, t)
+        results.append(loss)
+    return coefs + intercepts + state, results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("gather", [True, False])
+@pytest.mark.parametrize("n_threads", [2, 3, 20])
+def test_threaded_batches_match_one_thread(dtype, solver, gather, n_threads):
+    """Shares of a batch summed in thread order: the one-thread result up to
+    rounding (20 threads leave some shares of the 5-row last batch empty)."""
+    one, loss_one = _threaded_epochs(0, 1, dtype, solver, gather)
+    many, loss_many = _threaded_epochs(0, n_threads, dtype, solver, gather)
+    for a, b in zip(many, one):
+        assert_allclose(a, b, **TOL[dtype])
+    assert_allclose(loss_many, loss_one, **TOL[dtype])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_threaded_batches_are_bitwise_reproducible(sparse):
+    first, loss_first = _threaded_epochs(1, 2, np.float64, "adam", True, sparse)
+    again, loss_again = _threaded_epochs(1, 2, np.float64, "adam", True, sparse)
+    for a, b in zip(first, again):
+        assert_array_equal(a, b)
+    assert loss_first == loss_again
+
+
+def test_trainer_rejects_bad_thread_counts(rng):
+    coefs, intercepts = random_network(rng, [3, 2])
+    for bad in (0, -1, 1000):
+        with pytest.raises(ValueError, match="n_threads"):
+            make_trainer(coefs, intercepts, (), 4, n_threads=bad)
