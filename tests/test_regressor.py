@@ -934,3 +934,31 @@ def test_blas_pin_is_shared_by_concurrent_fits():
     assert set(blas_threads()) == {1}  # the second fit still relies on it
     second.__exit__(None, None, None)
     assert blas_threads() == before
+
+
+@ignore_convergence
+def test_large_batches_split_over_threads_reproducibly():
+    """Per-batch GEMMs of 2**20 multiply-adds and more are shared by OpenMP
+    threads: the same model as one thread up to rounding, and bitwise the same
+    model for the same thread count."""
+    from threadpoolctl import threadpool_limits
+
+    from fastbp._regressor import _threads_for
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 64))
+    y = np.tanh(X[:, :8].sum(axis=1))
+    params = dict(hidden_layer_sizes=(64,), batch_size=256, max_iter=3,
+                  random_state=0)
+    assert _threads_for([64, 64, 1], 256) >= 1
+    with threadpool_limits(1):
+        assert _threads_for([64, 64, 1], 256) == 1
+        one = BPRegressor(**params).fit(X, y)
+    with threadpool_limits(2):
+        assert _threads_for([64, 64, 1], 256) == 2
+        assert _threads_for([10, 100, 1], 32) == 1  # small: one thread
+        two = BPRegressor(**params).fit(X, y)
+        again = BPRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(two.predict(X), one.predict(X), rtol=1e-10, atol=1e-12)
+    for a, b in zip(two.coefs_ + two.intercepts_, again.coefs_ + again.intercepts_):
+        np.testing.assert_array_equal(a, b)
