@@ -29,11 +29,6 @@ ignore_convergence = pytest.mark.filterwarnings(
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
-@pytest.fixture
 def data():
     X, y = make_regression(
         n_samples=120, n_features=5, n_informative=5, noise=1.0, random_state=0

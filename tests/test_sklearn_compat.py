@@ -25,11 +25,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
-@pytest.fixture
 def data():
     X, y = make_regression(
         n_samples=120, n_features=4, n_informative=4, noise=1.0, random_state=0
