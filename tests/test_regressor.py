@@ -957,3 +957,21 @@ def test_large_batches_split_over_threads_reproducibly():
     np.testing.assert_allclose(two.predict(X), one.predict(X), rtol=1e-10, atol=1e-12)
     for a, b in zip(two.coefs_ + two.intercepts_, again.coefs_ + again.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("first, second", [(False, True), (True, False)])
+def test_warm_start_may_switch_early_stopping(data, first, second):
+    """sklearn crashes here; the new stopping rule starts its own records."""
+    X, y = data
+    est = BPRegressor(hidden_layer_sizes=(5,), max_iter=4, early_stopping=first,
+                      random_state=0).fit(X, y)
+    est.set_params(warm_start=True, early_stopping=second, max_iter=3).fit(X, y)
+    assert est.n_iter_ == 3
+    if second:
+        assert len(est.validation_scores_) == 3 and est.best_loss_ is None
+        assert est.best_validation_score_ == max(est.validation_scores_)
+    else:
+        assert est.validation_scores_ is None
+        assert est.best_loss_ == min(est.loss_curve_[-3:])
+    assert np.isfinite(est.predict(X)).all()

@@ -42,6 +42,8 @@ _DIVERGED_ADVICE = "Scale X (for example with StandardScaler) or lower learning_
 # Below this many multiply-adds per GEMM, BLAS threads cost more than they give
 # (measured on 2 cores: diabetes-sized nets train ~2x faster on one thread).
 _SMALL_GEMM = 1 << 20
+# From this many rows on, predict pins BLAS like fit does for small networks.
+_PIN_PREDICT_ROWS = 4096
 
 
 class _OneBlasThread:
@@ -523,14 +525,22 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             coefs = [np.ascontiguousarray(c, dtype=X.dtype) for c in coefs]
             intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
         out = np.empty((X.shape[0], self.n_outputs_), dtype=X.dtype)
-        _core.predict(
-            _rows(X),
-            coefs,
-            intercepts,
-            _ACTIVATIONS[self.activation],
-            _ACTIVATIONS[self.out_activation_],
-            out,
-        )
+        pin = contextlib.nullcontext()
+        if X.shape[0] >= _PIN_PREDICT_ROWS:
+            # Many rows of a small network: one BLAS thread is faster, and the
+            # pin's fixed cost is paid back. Few rows keep the fast path.
+            units = [c.shape[0] for c in coefs] + [self.n_outputs_]
+            block = min(X.shape[0], 65536 // max([1] + units[1:-1]))
+            pin = _blas_threads_for(units, block)
+        with pin:
+            _core.predict(
+                _rows(X),
+                coefs,
+                intercepts,
+                _ACTIVATIONS[self.activation],
+                _ACTIVATIONS[self.out_activation_],
+                out,
+            )
         return out
 
     def _hidden_layers(self):
@@ -631,6 +641,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
+        else:
+            self._switch_stopping_rule()
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight)
         else:
@@ -661,6 +673,24 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
+
+    def _switch_stopping_rule(self):
+        """A warm start may turn early stopping on or off: start the records
+        the new rule keeps (scikit-learn crashes on this)."""
+        if self.solver == "lbfgs":
+            return
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [b.copy() for b in self.intercepts_]
+            self._no_improvement_count = 0
+        elif not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self._no_improvement_count = 0
 
     def _init_coef(self, fan_in, fan_out, dtype):
         # Glorot uniform, drawn exactly as scikit-learn draws it.
@@ -1050,8 +1080,9 @@ class _Checkpoint:
     fit; counters and curves are remembered by value and by length.
     """
 
+    # Remembered by reference: the best weights are replaced, never changed.
     _SCALARS = ("t_", "n_iter_", "best_loss_", "best_validation_score_",
-                "_no_improvement_count")
+                "_no_improvement_count", "_best_coefs", "_best_intercepts")
 
     def __init__(self, est):
         self.est = est
