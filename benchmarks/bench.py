@@ -7,6 +7,11 @@ Run from the repository root::
     python benchmarks/bench.py [--workloads tiny,friedman,medium,wide]
         [--dtypes float32,float64] [--threads 1,2] [--epochs N] [--quick]
         [--json PATH]
+    python benchmarks/bench.py --markdown run.json[,rerun.json]
+
+On machines that set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE), run it as
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py`` so
+OpenBLAS picks the CPU's own kernels; the machine line shows which ran.
 
 Every workload trains the same problem with ``fastbp.BPRegressor``,
 ``sklearn.neural_network.MLPRegressor`` and, when ``torch`` imports, a
@@ -50,6 +55,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastbp
+import fastbp._core as fastbp_core
 from fastbp import BPRegressor
 
 try:
@@ -79,6 +85,8 @@ QUICK = {
     "wide": dict(epochs=1, repeats=1, n_samples=5_000),
 }
 BACKENDS = ("fastbp", "sklearn", "torch")
+# Above this many cores busy with other processes, a figure is flagged as noisy.
+NOISY = 0.5
 
 
 # ----------------------------------------------------------------- machine
@@ -89,10 +97,37 @@ def _lscpu_model():
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return platform.processor() or "unknown CPU"
+    fields = {}
     for line in out.stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("Model name", "unknown CPU")
+    if "CPU family" in fields:
+        model += " (family %s, model %s)" % (fields["CPU family"], fields.get("Model"))
+    flags = fields.get("Flags", "").split()
+    isa = [f for f in ("avx512f", "avx2") if f in flags]
+    if isa:
+        model += ", " + "/".join(isa)
+    return model
+
+
+def _source_version():
+    """Which fastbp was measured: hashes of its sources and the build time."""
+    import hashlib
+
+    pkg = os.path.dirname(fastbp.__file__)
+    out = {}
+    for name in ("_core.pyx", "_regressor.py"):
+        try:
+            with open(os.path.join(pkg, name), "rb") as f:
+                out[name] = hashlib.md5(f.read()).hexdigest()[:10]
+        except OSError:
+            out[name] = None
+    core = getattr(fastbp_core, "__file__", None)
+    if core:
+        out["_core built"] = time.strftime("%Y-%m-%d %H:%M:%S",
+                                           time.localtime(os.path.getmtime(core)))
+    return out
 
 
 def machine_info():
@@ -116,6 +151,7 @@ def machine_info():
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
         "loadavg_start": os.getloadavg(),
+        "fastbp_source": _source_version(),
     }
 
 
@@ -314,14 +350,14 @@ def gemm_numpy_time(layer_units, n, batch, dtype, backward, repeats):
             nb = a0.shape[0]
             a, d = act[nb], delta[nb]
             prev = a0
-            for l in range(L):
-                matmul(prev, w[l], out=a[l + 1])
-                prev = a[l + 1]
+            for i in range(L):
+                matmul(prev, w[i], out=a[i + 1])
+                prev = a[i + 1]
             if backward:
-                for l in range(L - 1, -1, -1):
-                    matmul((a0 if l == 0 else a[l]).T, d[l], out=grad[l])
-                    if l > 0:
-                        matmul(d[l], w[l].T, out=d[l - 1])
+                for i in range(L - 1, -1, -1):
+                    matmul((a0 if i == 0 else a[i]).T, d[i], out=grad[i])
+                    if i > 0:
+                        matmul(d[i], w[i].T, out=d[i - 1])
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -418,6 +454,8 @@ def run_training(args, workloads, dtypes, threads_list, results):
             cfg.update(QUICK[name])
         if args.epochs:
             cfg["epochs"] = args.epochs
+        if args.repeats:
+            cfg["repeats"] = args.repeats
         X_train, X_test, y_train, y_test = make_data(name, cfg.get("n_samples"))
         hidden, batch, epochs, repeats = (cfg["hidden"], cfg["batch"], cfg["epochs"],
                                           cfg["repeats"])
@@ -448,7 +486,8 @@ def run_training(args, workloads, dtypes, threads_list, results):
                                 s, pred, _m = fit_torch(Xtr, ytr, Xte, hidden, batch,
                                                         epochs)
                             best[b] = min(best[b], s)
-                            r2[b] = float(r2_score(y_test, np.asarray(pred, np.float64)))
+                            pred = np.asarray(pred, np.float64)
+                            r2[b] = float(r2_score(y_test, pred))
                             settle()
                     limit_s, limit_paths = gemm_limit(units, n_train, batch, dtype,
                                                       repeats=max(2, repeats))
@@ -655,8 +694,10 @@ def targets(results):
     train = results["training"]
     out = []
 
-    def add(what, measured, met):
-        out.append(dict(target=what, measured=measured, met=met))
+    def add(what, measured, met, *rows):
+        others = [r["other_cores"] for r in rows if r.get("other_cores") is not None]
+        out.append(dict(target=what, measured=measured, met=met,
+                        other_cores=max(others) if others else None))
 
     dtypes = sorted({r["dtype"] for r in train})
     for w, goal in (("tiny", .60), ("friedman", .60), ("medium", .90), ("wide", .90)):
@@ -664,18 +705,19 @@ def targets(results):
             r = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
             if r:
                 add("%s %s 1 thread: >= %d%% of GEMM limit" % (w, dt, 100 * goal),
-                    "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= goal)
+                    "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= goal,
+                    r)
     for w, goal in (("tiny", 15), ("friedman", 5), ("medium", 1.3), ("wide", 1.1)):
         for dt in dtypes:
             r = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
             if r:
                 add("%s %s 1 thread: >= %gx sklearn" % (w, dt, goal),
-                    "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= goal)
+                    "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= goal, r)
     for r in train:
         if r["backend"] == "fastbp" and r.get("x_torch") is not None:
             add("%s %s %d thr: faster than torch" % (r["workload"], r["dtype"],
                                                      r["threads"]),
-                "%.2fx" % r["x_torch"], r["x_torch"] > 1.0)
+                "%.2fx" % r["x_torch"], r["x_torch"] > 1.0, r)
     for w in ("medium", "wide"):
         for dt in dtypes:
             one = _find(train, workload=w, dtype=dt, threads=1, backend="fastbp")
@@ -683,26 +725,107 @@ def targets(results):
             if one and two:
                 s = one["ms_per_epoch"] / two["ms_per_epoch"]
                 add("%s %s: 2 threads >= 1.7x 1 thread" % (w, dt), "%.2fx" % s,
-                    s >= 1.7)
+                    s >= 1.7, one, two)
         for th in sorted({r["threads"] for r in train}):
-            f32 = _find(train, workload=w, dtype="float32", threads=th, backend="fastbp")
-            f64 = _find(train, workload=w, dtype="float64", threads=th, backend="fastbp")
+            f32 = _find(train, workload=w, dtype="float32", threads=th,
+                        backend="fastbp")
+            f64 = _find(train, workload=w, dtype="float64", threads=th,
+                        backend="fastbp")
             if f32 and f64:
                 s = f64["ms_per_epoch"] / f32["ms_per_epoch"]
                 add("%s %d thr: float32 >= 1.7x float64" % (w, th), "%.2fx" % s,
-                    s >= 1.7)
+                    s >= 1.7, f32, f64)
     for r in results["latency"]:
         add("single-row predict (%s net) >= 5x sklearn" % r["net"],
             "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= 5)
     for r in results["predict"]:
         add("%s-row predict (%s net, %s, %d thr) >= 80%% of GEMM limit"
             % (format(r["rows"], ","), r["net"], r["dtype"], r["threads"]),
-            "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= 0.8)
+            "%.1f%%" % (100 * r["limit_fraction"]), r["limit_fraction"] >= 0.8, r)
     for r in results["gridsearch"]:
         if r["estimator"] == "fastbp":
             add("GridSearchCV n_jobs=2 (threading) >= 1.7x n_jobs=1",
-                "%.2fx" % r["speedup"], r["speedup"] >= 1.7)
+                "%.2fx" % r["speedup"], r["speedup"] >= 1.7, r)
     return out
+
+
+# ---------------------------------------------------------------- markdown
+
+
+MERGE_KEYS = {
+    "training": ("workload", "dtype", "threads", "backend"),
+    "latency": ("net",),
+    "predict": ("net", "dtype", "threads"),
+    "gridsearch": ("estimator",),
+}
+
+
+def render_markdown(results):
+    """The tables of a saved run (``--json``) as Markdown, for RESULTS.md."""
+    out = []
+    info = results["machine"]
+    out.append("Machine: " + machine_line(info))
+    src = info.get("fastbp_source") or {}
+    out.append("")
+    out.append("fastbp sources: " + ", ".join("%s %s" % kv for kv in src.items()))
+    out.append("")
+    out.append("### Training (ms per epoch, fastest repeat)")
+    out.append("")
+    out.append("| workload | dtype | threads | backend | ms/epoch | samples/s | "
+               "x sklearn | x torch | GFLOP/s | % GEMM limit | test R² | other |")
+    out.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def cell(value, spec):
+        return fmt(value, spec, 0).strip()
+
+    for r in results["training"]:
+        out.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["workload"], r["dtype"], r["threads"],
+            "**fastbp**" if r["backend"] == "fastbp" else r["backend"],
+            cell(r["ms_per_epoch"], ".3f"), cell(r["samples_per_s"], ",.0f"),
+            cell(r.get("x_sklearn"), ".2f"), cell(r.get("x_torch"), ".2f"),
+            cell(r["gflops"], ".1f"), cell(100 * r["limit_fraction"], ".1f"),
+            cell(r.get("r2"), ".4f"), cell(r.get("other_cores"), ".2f")))
+    if results["latency"]:
+        out += ["", "### Single-row predict latency (median, µs, float64, 1 thread)",
+                "", "| net | fastbp | sklearn | torch | x sklearn |",
+                "|---|---:|---:|---:|---:|"]
+        for r in results["latency"]:
+            us = r["us"]
+            out.append("| %s %s | %.1f | %.1f | %s | %.2f |" % (
+                r["net"], tuple(r["hidden"]), us["fastbp"], us["sklearn"],
+                cell(us.get("torch"), ".1f"), r["x_sklearn"]))
+    if results["predict"]:
+        out += ["", "### Large predict (seconds, fastest repeat)", "",
+                "| net | rows | dtype | threads | fastbp | sklearn | torch "
+                "| GEMM limit | x sklearn | % GEMM limit | other |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in results["predict"]:
+            s = r["seconds"]
+            row = "| %s | %s | %s | %d | %.3f | %.3f | %s | %.3f | %.2f | %.1f | %s |"
+            out.append(row % (
+                r["net"], format(r["rows"], ","), r["dtype"], r["threads"],
+                s["fastbp"], s["sklearn"], cell(s.get("torch"), ".3f"),
+                r["gemm_seconds"], r["x_sklearn"], 100 * r["limit_fraction"],
+                cell(r.get("other_cores"), ".2f")))
+    if results["gridsearch"]:
+        out += ["", "### GridSearchCV on tiny, joblib threading backend (seconds)", "",
+                "| estimator | n_jobs=1 | n_jobs=2 | speedup | other |",
+                "|---|---:|---:|---:|---:|"]
+        for r in results["gridsearch"]:
+            out.append("| %s | %.3f | %.3f | %.2f | %s |" % (
+                r["estimator"], r["seconds_1"], r["seconds_2"], r["speedup"],
+                cell(r.get("other_cores"), ".2f")))
+    out += ["", "### Issue-4 targets", "", "| target | measured | status |",
+            "|---|---:|---|"]
+    for t in results.get("targets", []):
+        status = "met" if t["met"] else "**missed**"
+        if t.get("other_cores") is not None and t["other_cores"] > NOISY:
+            status += " (noisy: others used %.1f cores)" % t["other_cores"]
+        out.append("| %s | %s | %s |" % (t["target"], t["measured"], status))
+    n_met = sum(t["met"] for t in results.get("targets", []))
+    out += ["", "%d of %d targets met." % (n_met, len(results.get("targets", [])))]
+    return "\n".join(out)
 
 
 # -------------------------------------------------------------------- main
@@ -710,18 +833,30 @@ def targets(results):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--workloads", default="tiny,friedman,medium,wide")
-    p.add_argument("--dtypes", default="float32,float64")
-    p.add_argument("--threads", default="1,2")
+    p.add_argument("--workloads", default="tiny,friedman,medium,wide",
+                   help="comma-separated, from tiny, friedman, medium, wide")
+    p.add_argument("--dtypes", default="float32,float64",
+                   help="comma-separated, float32 and/or float64")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated thread counts (BLAS, OpenMP and torch)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs for every workload (default: per workload)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="repeats for every workload (default: per workload)")
     p.add_argument("--quick", action="store_true",
                    help="fewer epochs and repeats, smaller data: a smoke run")
     p.add_argument("--json", default=None, help="save the raw results here")
+    p.add_argument("--markdown", default=None, metavar="JSON",
+                   help="print the tables of saved --json runs as Markdown and exit; "
+                   "comma-separated runs merge, later rows replacing earlier ones")
     p.add_argument("--predict-rows", type=int, default=None,
                    help="rows of the large predict (default 1,000,000; 100,000 quick)")
-    p.add_argument("--no-predict", action="store_true")
-    p.add_argument("--no-gridsearch", action="store_true")
+    p.add_argument("--no-train", action="store_true",
+                   help="skip the training table (run only predict / GridSearchCV)")
+    p.add_argument("--no-predict", action="store_true",
+                   help="skip single-row and large predict")
+    p.add_argument("--no-gridsearch", action="store_true",
+                   help="skip the GridSearchCV n_jobs comparison")
     args = p.parse_args(argv)
     args.latency_calls = 500 if args.quick else 3000
     args.predict_repeats = 1 if args.quick else 2
@@ -733,6 +868,24 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.markdown:
+        # Several runs (comma-separated) merge row by row: a later run's row
+        # replaces the earlier row of the same configuration; targets are
+        # recomputed.
+        merged = None
+        for path in args.markdown.split(","):
+            with open(path) as f:
+                run = json.load(f)
+            if merged is None:
+                merged = run
+                continue
+            for key, ident in MERGE_KEYS.items():
+                rows = {tuple(r[k] for k in ident): r for r in merged.get(key, [])}
+                rows.update((tuple(r[k] for k in ident), r) for r in run.get(key, []))
+                merged[key] = list(rows.values())
+        merged["targets"] = targets(merged)
+        print(render_markdown(merged))
+        return
     workloads = [w for w in args.workloads.split(",") if w]
     for w in workloads:
         if w not in WORKLOADS:
@@ -746,6 +899,8 @@ def main(argv=None):
     info = machine_info()
     print("# " + " ".join(["python", *sys.argv]))
     print("# " + machine_line(info))
+    print("# fastbp sources: %s" % ", ".join(
+        "%s %s" % kv for kv in info["fastbp_source"].items()))
     if info["OPENBLAS_CORETYPE"]:
         print("# note: OPENBLAS_CORETYPE is set, so OpenBLAS runs %s kernels; for the "
               "machine's own kernels run with `env -u OPENBLAS_CORETYPE -u "
@@ -763,7 +918,8 @@ def main(argv=None):
     results = dict(machine=info, argv=sys.argv, training=[], latency=[], predict=[],
                    gridsearch=[])
     t_start = time.perf_counter()
-    run_training(args, workloads, dtypes, threads_list, results)
+    if not args.no_train:
+        run_training(args, workloads, dtypes, threads_list, results)
     if not args.no_predict:
         run_predict(args, workloads, dtypes, threads_list, results)
     if not args.no_gridsearch:
@@ -775,8 +931,11 @@ def main(argv=None):
     print("\nissue-4 targets")
     width = max([len(t["target"]) for t in results["targets"]] + [10])
     for t in results["targets"]:
-        print("%s  %10s  %s" % (t["target"].ljust(width), t["measured"],
-                                "met" if t["met"] else "MISSED"))
+        noisy = ""
+        if t["other_cores"] is not None and t["other_cores"] > NOISY:
+            noisy = "  (noisy: other processes used %.1f cores)" % t["other_cores"]
+        print("%s  %10s  %s%s" % (t["target"].ljust(width), t["measured"],
+                                  "met" if t["met"] else "MISSED", noisy))
     n_met = sum(t["met"] for t in results["targets"])
     print("%d of %d met; wall time %.0f s; load average at end: %.2f %.2f %.2f"
           % (n_met, len(results["targets"]), results["wall_seconds"],
