@@ -975,3 +975,33 @@ def test_warm_start_may_switch_early_stopping(data, first, second):
         assert est.validation_scores_ is None
         assert est.best_loss_ == min(est.loss_curve_[-3:])
     assert np.isfinite(est.predict(X)).all()
+
+
+@ignore_convergence
+def test_predict_fast_path_skips_only_redundant_validation(data, monkeypatch):
+    """Plain finite C-contiguous float rows skip validate_data; anything else
+    (lists, NaN, wrong width, models fitted with feature names) goes through it."""
+    import fastbp._regressor as regressor_module
+
+    X, y = data
+    est = BPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    expected = est.predict(X.tolist())
+    calls = []
+    real = regressor_module.validate_data
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(regressor_module, "validate_data", counting)
+    np.testing.assert_array_equal(est.predict(X), expected)
+    np.testing.assert_array_equal(est.predict(X[:1]), expected[:1])
+    assert calls == []
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :2])
+    est.predict(np.asfortranarray(X))
+    assert len(calls) == 3
