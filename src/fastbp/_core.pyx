@@ -540,6 +540,8 @@ cdef class Trainer:
     cdef double* part_loss     # n_threads
     cdef Net net
     cdef void* work
+    cdef void* saved           # a copy of parameters and moments (snapshot)
+    cdef Py_ssize_t n_params
     cdef list keep
 
     def __cinit__(self):
@@ -548,6 +550,7 @@ cdef class Trainer:
         self.act = NULL
         self.part_loss = NULL
         self.work = NULL
+        self.saved = NULL
 
     def __init__(self, list coefs, list intercepts, list state,
                  Py_ssize_t max_batch, int activation, int out_activation,
@@ -666,8 +669,52 @@ cdef class Trainer:
         self.net.activation = activation
         self.net.out_activation = out_activation
         self.net.loss = loss
+        self.n_params = 0
+        for l in range(L):
+            self.n_params += self.units[l] * self.units[l + 1] + self.units[l + 1]
+        # Room for the parameters and each moment (moments exist only if given).
+        self.saved = malloc(self.n_params * (1 + len(state) // (2 * L)) * itemsize)
+        if self.saved == NULL:
+            raise MemoryError()
+
+    def snapshot(self):
+        """Copy the parameters and optimizer moments aside (one memcpy each)."""
+        with nogil:
+            self._copy(True)
+
+    def restore(self):
+        """Put back what the last ``snapshot`` copied."""
+        with nogil:
+            self._copy(False)
+
+    cdef void _copy(self, bint save) noexcept nogil:
+        cdef Py_ssize_t L = self.n_layers, l, k, size, offset = 0
+        cdef Py_ssize_t itemsize = 4 if self.single else 8
+        cdef char* saved = <char*> self.saved
+        cdef void* array
+        cdef Py_ssize_t n_moments = 0
+        if self.moment_1[0] != NULL:
+            n_moments = 2 if self.moment_2[0] != NULL else 1
+        for k in range(1 + n_moments):
+            for l in range(2 * L):
+                if l < L:
+                    size = self.units[l] * self.units[l + 1]
+                else:
+                    size = self.units[l - L + 1]
+                if k == 0:
+                    array = self.coef[l] if l < L else self.intercept[l - L]
+                elif k == 1:
+                    array = self.moment_1[l]
+                else:
+                    array = self.moment_2[l]
+                if save:
+                    memcpy(saved + offset, array, size * itemsize)
+                else:
+                    memcpy(array, saved + offset, size * itemsize)
+                offset += size * itemsize
 
     def __dealloc__(self):
+        free(self.saved)
         free(self.units)
         free(self.coef)
         free(self.act)

@@ -938,7 +938,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         gather = bool(self.shuffle or train_idx is not None)
         sample_idx = np.arange(n_train, dtype=np.intp)
         order = sample_idx if train_idx is None else train_idx
-        checkpoint = _Checkpoint(self)
+        checkpoint = _Checkpoint(self, trainer)
         reporter = EpochReporter(self, n_train, 1 if incremental else self.max_iter,
                                  **callback_data)
         in_epoch = False
@@ -1096,23 +1096,21 @@ def _rows(X):
 class _Checkpoint:
     """The state of an estimator at the start of an epoch, to go back to.
 
-    Parameters and optimizer moments are copied into buffers allocated once per
-    fit; counters and curves are remembered by value and by length.
+    The trainer copies parameters and optimizer moments aside in compiled code;
+    counters and curves are remembered by value and by length.
     """
 
     # Remembered by reference: the best weights are replaced, never changed.
     _SCALARS = ("t_", "n_iter_", "best_loss_", "best_validation_score_",
                 "_no_improvement_count", "_best_coefs", "_best_intercepts")
 
-    def __init__(self, est):
+    def __init__(self, est, trainer):
         self.est = est
-        self.arrays = est.coefs_ + est.intercepts_ + est._optimizer_state["moments"]
-        self.saved = [a.copy() for a in self.arrays]
+        self.trainer = trainer
 
     def save(self):
         est = self.est
-        for dst, src in zip(self.saved, self.arrays):
-            np.copyto(dst, src)
+        self.trainer.snapshot()
         self.scalars = {name: getattr(est, name) for name in self._SCALARS}
         self.loss = getattr(est, "loss_", None)
         self.optimizer = {k: est._optimizer_state[k] for k in ("t", "learning_rate")}
@@ -1124,8 +1122,7 @@ class _Checkpoint:
         """Put back the weights and optimizer; with keep_curves, keep the record
         of the epoch that is undone (its loss in loss_curve_, n_iter_)."""
         est = self.est
-        for dst, src in zip(self.arrays, self.saved):
-            np.copyto(dst, src)
+        self.trainer.restore()
         est._optimizer_state.update(self.optimizer)
         est.t_ = self.scalars["t_"]
         if keep_curves:
