@@ -486,9 +486,24 @@ cdef struct Net:
     void** delta
     void** coef_grad
     void** intercept_grad
+    void** moment_1
+    void** moment_2
     int activation
     int out_activation
     int loss
+
+
+# One optimizer step's settings, shared by the threads that apply it.
+cdef struct Step:
+    int solver
+    double scale        # gradients are divided by it: n_batch * mean weight
+    double lr           # SGD's rate, or Adam's bias-corrected step
+    double alpha
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
 
 
 cdef void* _address(object array) except NULL:
@@ -666,6 +681,8 @@ cdef class Trainer:
         self.net.delta = self.delta
         self.net.coef_grad = self.coef_grad
         self.net.intercept_grad = self.intercept_grad
+        self.net.moment_1 = self.moment_1
+        self.net.moment_2 = self.moment_2
         self.net.activation = activation
         self.net.out_activation = out_activation
         self.net.loss = loss
@@ -815,17 +832,16 @@ cdef double _share_gradients(const Net* net, Py_ssize_t t, const Input* x,
 cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
                              const floating* sample_weight, const Py_ssize_t* rows,
                              Py_ssize_t start, Py_ssize_t nb) noexcept nogil:
-    """Raw gradients of one batch into thread 0's buffers; returns its loss.
+    """Raw gradients of one batch, one share per thread; returns its loss.
 
-    With several threads, each runs its share and the shares' gradients and
-    losses are added in thread order, so the sum does not depend on timing.
+    Each thread's gradients stay in its own buffers: ``_update_slice`` adds
+    them up, in thread order, as it applies the step. The losses are added in
+    thread order too, so nothing depends on timing.
     """
     cdef const Net* net = &tr.net
-    cdef Py_ssize_t T = tr.n_threads, L = tr.n_layers, t, l, k, size
+    cdef Py_ssize_t T = tr.n_threads, t
     cdef double* part = tr.part_loss
     cdef double loss
-    cdef floating* dst
-    cdef const floating* src
     if T == 1:
         return _share_gradients(net, 0, x, Y, sample_weight, rows, start, nb)
     for t in prange(T, num_threads=T, schedule="static", chunksize=1):
@@ -833,17 +849,51 @@ cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
     loss = part[0]
     for t in range(1, T):
         loss += part[t]
-        for l in range(L):
-            dst = (<floating**> tr.coef_grad)[l]
-            src = (<floating**> tr.coef_grad)[t * L + l]
-            size = tr.units[l] * tr.units[l + 1]
-            for k in range(size):
-                dst[k] += src[k]
-            dst = (<floating**> tr.intercept_grad)[l]
-            src = (<floating**> tr.intercept_grad)[t * L + l]
-            for k in range(tr.units[l + 1]):
-                dst[k] += src[k]
     return loss
+
+
+cdef void _update_slice(const Net* net, const Step* step, Py_ssize_t t,
+                        floating* dtype_marker) noexcept nogil:
+    """Thread t's slice [t*size/T, (t+1)*size/T) of every parameter array:
+    sum the threads' gradients into thread 0's buffer (in thread order), then
+    apply the optimizer step to that slice."""
+    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l, k, u, size, lo, hi
+    cdef floating* param
+    cdef floating* grad
+    cdef const floating* other
+    cdef floating* m
+    cdef floating* v
+    cdef double alpha
+    for l in range(2 * L):
+        if l < L:
+            size = net.units[l] * net.units[l + 1]
+            param = (<floating**> net.coef)[l]
+            grad = (<floating**> net.coef_grad)[l]
+            alpha = step.alpha
+        else:
+            size = net.units[l - L + 1]
+            param = (<floating**> net.intercept)[l - L]
+            grad = (<floating**> net.intercept_grad)[l - L]
+            alpha = 0.0
+        lo = t * size // T
+        hi = (t + 1) * size // T
+        if hi == lo:
+            continue
+        for u in range(1, T):
+            if l < L:
+                other = (<floating**> net.coef_grad)[u * L + l]
+            else:
+                other = (<floating**> net.intercept_grad)[u * L + l - L]
+            for k in range(lo, hi):
+                grad[k] += other[k]
+        m = (<floating**> net.moment_1)[l]
+        if step.solver == ADAM:
+            v = (<floating**> net.moment_2)[l]
+            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha,
+                         step.scale, step.lr, step.beta_1, step.beta_2, step.epsilon)
+        else:
+            _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step.scale,
+                        step.lr, step.momentum, step.nesterov)
 
 
 cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
@@ -859,19 +909,25 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     weighted minibatches estimate the weighted full-batch gradient without bias.
     Returns 1 if a signal handler raised (the epoch stops between batches).
     """
-    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0, l, size
+    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0
     cdef Py_ssize_t n_outputs = tr.units[L], last
     cdef floating** coef = <floating**> tr.coef
     cdef floating** intercept = <floating**> tr.intercept
     cdef floating** act = <floating**> tr.act
-    cdef floating** coef_grad = <floating**> tr.coef_grad
-    cdef floating** intercept_grad = <floating**> tr.intercept_grad
-    cdef floating** m1 = <floating**> tr.moment_1
-    cdef floating** m2 = <floating**> tr.moment_2
     cdef const Py_ssize_t* rows = NULL
-    cdef double total = 0.0, wsq, isq = 0.0, step, scale
+    cdef double total = 0.0, wsq, isq = 0.0
     cdef double alpha = tr.alpha, last_poll = 0.0, now
     cdef int status = 0
+    cdef Py_ssize_t t
+    cdef Step opt
+    opt.solver = tr.solver
+    opt.lr = lr
+    opt.alpha = alpha
+    opt.momentum = tr.momentum
+    opt.nesterov = tr.nesterov
+    opt.beta_1 = tr.beta_1
+    opt.beta_2 = tr.beta_2
+    opt.epsilon = tr.epsilon
 
     if tr.poll_signals:
         last_poll = _now()
@@ -881,26 +937,17 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
         rows = order + start if order != NULL else NULL
         total += (_batch_gradients(tr, x, Y, sample_weight, rows, start, nb)
                   + 0.5 * alpha * wsq) / weight_scale
-        scale = nb * weight_scale
+        opt.scale = nb * weight_scale
         if tr.solver == ADAM:
             adam_t[0] += 1
-            step = lr * sqrt(1.0 - pow(tr.beta_2, <double> adam_t[0])) / (
+            opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> adam_t[0])) / (
                 1.0 - pow(tr.beta_1, <double> adam_t[0]))
-            for l in range(L):
-                size = tr.units[l] * tr.units[l + 1]
-                _adam_update(coef[l], coef_grad[l], m1[l], m2[l], size, alpha,
-                             scale, step, tr.beta_1, tr.beta_2, tr.epsilon)
-                _adam_update(intercept[l], intercept_grad[l], m1[L + l], m2[L + l],
-                             tr.units[l + 1], 0.0, scale, step, tr.beta_1,
-                             tr.beta_2, tr.epsilon)
+        if tr.n_threads == 1:
+            _update_slice(&tr.net, &opt, 0, act[L])
         else:
-            for l in range(L):
-                size = tr.units[l] * tr.units[l + 1]
-                _sgd_update(coef[l], coef_grad[l], m1[l], size, alpha, scale, lr,
-                            tr.momentum, tr.nesterov)
-                _sgd_update(intercept[l], intercept_grad[l], m1[L + l],
-                            tr.units[l + 1], 0.0, scale, lr, tr.momentum,
-                            tr.nesterov)
+            for t in prange(tr.n_threads, num_threads=tr.n_threads,
+                            schedule="static", chunksize=1):
+                _update_slice(&tr.net, &opt, t, act[L])
         if alpha != 0:
             # The next batch's L2 term; without L2 it is only needed at the end.
             wsq = _params_sum_squares(tr, act[L], &isq)
