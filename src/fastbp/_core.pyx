@@ -7,8 +7,12 @@ Design
 - Python decides, Cython computes. Every array that reaches a kernel has been
   validated by the Python side: C-contiguous, of the right dtype, of matching
   shapes, finite. Kernels never validate data, never allocate inside the batch
-  loop and never raise; the ``def`` entry points only check O(1) shape facts that
-  protect memory.
+  loop and never raise; the ``def`` entry points check the shape facts and row
+  indices that protect memory (O(1), or O(n) for an order array) before any
+  work without the GIL.
+- Input rows reach the kernels as ``Rows``: a dense C-contiguous array, or CSR
+  parts whose structure ``Rows.csr`` has checked. A CSR first layer is computed
+  straight from the sparse rows; nothing densifies X.
 - float32 and float64 share one source through the ``floating`` fused type; the
   dtype branch is taken at compile time.
 - Matrices are row-major. ``_gemm`` is the only door to BLAS and the only place
@@ -17,9 +21,16 @@ Design
   so pre-activations are never stored.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
+- Sample weights scale each row's delta; a batch's gradients are divided by
+  ``n_batch * mean(weight)``, so minibatches are unbiased for the weighted loss.
 - All the work of an epoch runs with the GIL released. The parameter and
   optimizer arrays belong to the estimator; a ``Trainer`` holds pointer tables
-  over them plus the per-fit workspaces.
+  over them plus the per-fit workspaces (per thread) and a snapshot buffer.
+- With ``n_threads > 1`` each thread runs its share of a batch's rows, then sums
+  the gradients of its slice of the parameters in thread order and applies the
+  step to it: results depend on the thread count, never on timing.
+- Between minibatches the main thread polls for signals a few times a second, so
+  Ctrl-C stops a long epoch; the estimator then rolls back to the last epoch.
 """
 
 import threading
