@@ -539,7 +539,9 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------ internals
 
     def _forward(self, X):
-        """Forward pass of validated X (C-contiguous or CSR/CSC), in X's dtype."""
+        """Forward pass of validated X (C-contiguous, CSR/CSC, or the kernels'
+        ``Rows`` view of either), in X's dtype."""
+        rows = X if isinstance(X, _core.Rows) else _rows(X)
         coefs, intercepts = self.coefs_, self.intercepts_
         if coefs[0].dtype != X.dtype:
             coefs = [np.ascontiguousarray(c, dtype=X.dtype) for c in coefs]
@@ -554,7 +556,7 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
             pin = _blas_threads_for(units, block)
         with pin:
             _core.predict(
-                _rows(X),
+                rows,
                 coefs,
                 intercepts,
                 _ACTIVATIONS[self.activation],
@@ -753,7 +755,8 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
         if self.early_stopping:
             train_idx, val_idx = self._early_stopping_split(X.shape[0])
             val_weight = None if sample_weight is None else sample_weight[val_idx]
-            validation = (X[val_idx], y[val_idx], val_weight)
+            # Rows once per fit: scoring every epoch then converts nothing.
+            validation = (_rows(X[val_idx]), y[val_idx], val_weight)
             n_train = train_idx.shape[0]
         else:
             train_idx, validation = None, None
