@@ -3,7 +3,7 @@
 """KeyboardInterrupt during training: the model keeps its last completed epoch.
 
 Interruptions are injected deterministically through the module attribute the
-estimator calls, ``fastbp._regressor._core.train_epoch``: a wrapper raises
+estimator calls, ``fastbp._base._core.train_epoch``: a wrapper raises
 ``KeyboardInterrupt`` on its k-th call, either before running the real epoch
 (nothing changed yet) or after it (the epoch's updates are done but not yet
 booked). Both must end the same way: ``fit`` warns "Training interrupted" and
@@ -26,7 +26,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import BPRegressor
-from fastbp import _regressor as regressor_module
+from fastbp import _base as regressor_module
 
 INTERRUPTED = "Training interrupted"
 N_SAMPLES = 120

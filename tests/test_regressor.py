@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 import fastbp
 from fastbp import BPRegressor, _core
-from fastbp import _regressor as regressor_module
+from fastbp import _base as regressor_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
 # Same data, same seed: the same float64 operations as sklearn, up to the order in
@@ -898,7 +898,7 @@ def test_internal_r2_equals_sklearn_r2_score(weighted):
     """Early stopping scores with a fast R²; it must equal r2_score."""
     from sklearn.metrics import r2_score
 
-    from fastbp._regressor import _r2
+    from fastbp._regressor import r2 as _r2
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=(30, 3))
@@ -914,7 +914,7 @@ def test_blas_pin_is_shared_by_concurrent_fits():
     """Overlapping small fits share one BLAS pin; the last one out lifts it."""
     from threadpoolctl import threadpool_info
 
-    from fastbp._regressor import _one_blas_thread
+    from fastbp._threads import one_blas_thread as _one_blas_thread
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info()
@@ -938,7 +938,7 @@ def test_large_batches_split_over_threads_reproducibly():
     model for the same thread count."""
     from threadpoolctl import threadpool_limits
 
-    from fastbp._regressor import _threads_for
+    from fastbp._threads import threads_for as _threads_for
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 64))
@@ -981,7 +981,7 @@ def test_warm_start_may_switch_early_stopping(data, first, second):
 def test_predict_fast_path_skips_only_redundant_validation(data, monkeypatch):
     """Plain finite C-contiguous float rows skip validate_data; anything else
     (lists, NaN, wrong width, models fitted with feature names) goes through it."""
-    import fastbp._regressor as regressor_module
+    import fastbp._base as regressor_module
 
     X, y = data
     est = BPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
 
 from fastbp import BPRegressor
-from fastbp import _regressor as regressor_module
+from fastbp import _base as regressor_module
 
 N_THREADS = 16
 

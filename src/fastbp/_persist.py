@@ -538,7 +538,7 @@ def _check_arrays(name, values, shapes, dtype):
 
 def _check_state(est):
     """Check that the fitted state is complete and consistent before use."""
-    from ._regressor import _ACTIVATIONS
+    from ._enums import ACTIVATIONS as _ACTIVATIONS
 
     required = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
                 "coefs_", "intercepts_")

@@ -1,0 +1,42 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Names and the compiled core's enums: the one table every module reads.
+
+The estimators, persistence, ONNX export and the command line all speak of
+activations, losses and solvers by their scikit-learn names; this module maps
+those names to ``_core``'s enums once, and says which loss belongs to which
+output activation.
+"""
+
+from . import _core
+
+# Hidden-layer activations a user may choose (scikit-learn's four).
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+
+# Every activation the core computes, by name. ``exp`` and ``softmax`` are
+# output activations only.
+ACTIVATIONS = {
+    "identity": _core.Activation.IDENTITY,
+    "logistic": _core.Activation.LOGISTIC,
+    "tanh": _core.Activation.TANH,
+    "relu": _core.Activation.RELU,
+    "exp": _core.Activation.EXP,
+}
+
+# The loss that goes with each output activation. Every pair is a canonical
+# link, so the output delta is always ``prediction - y``.
+LOSS_FOR_OUTPUT = {
+    "identity": _core.Loss.SQUARED_ERROR,
+    "exp": _core.Loss.POISSON,
+}
+
+# A regressor's ``loss`` parameter picks its output activation.
+REGRESSION_OUTPUTS = {"squared_error": "identity", "poisson": "exp"}
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+SOLVERS = {"sgd": _core.Solver.SGD, "adam": _core.Solver.ADAM}
+
+# Optimizer state: one moment per parameter array for SGD (the velocities),
+# two for Adam (first, then second moments), each in the order
+# ``coefs_ + intercepts_``.
+N_MOMENTS = {"sgd": 1, "adam": 2}
