@@ -25,8 +25,14 @@ ACTIVATION = {
     "tanh": _core.Activation.TANH,
     "relu": _core.Activation.RELU,
     "exp": _core.Activation.EXP,
+    "softmax": _core.Activation.SOFTMAX,
 }
-LOSS = {"squared_error": _core.Loss.SQUARED_ERROR, "poisson": _core.Loss.POISSON}
+LOSS = {
+    "squared_error": _core.Loss.SQUARED_ERROR,
+    "poisson": _core.Loss.POISSON,
+    "log_loss": _core.Loss.LOG_LOSS,
+    "binary_log_loss": _core.Loss.BINARY_LOG_LOSS,
+}
 SOLVER = {"sgd": _core.Solver.SGD, "adam": _core.Solver.ADAM}
 
 

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """A short plain-NumPy multi-layer perceptron: the oracle the kernels answer to.
 
-It follows scikit-learn's ``MLPRegressor`` conventions. The loss is the mean over
-samples of a per-sample loss summed over the outputs, plus ``alpha/(2n) *
-sum(W**2)`` over the weights (never the intercepts). Gradients are scaled by the
+It follows scikit-learn's ``MLPRegressor`` and ``MLPClassifier`` conventions. The
+loss is the (weighted) mean over samples of a per-sample loss summed over the
+outputs, plus ``alpha/(2n) * sum(W**2)`` over the weights (never the intercepts),
+with n the sum of the sample weights. Gradients are scaled by the
 number of samples, and the SGD and Adam steps are written as scikit-learn's
 ``_stochastic_optimizers`` writes them. Everything is computed in float64,
 whatever the dtype of the inputs, so float32 kernels can be held against it.
@@ -14,8 +15,14 @@ import numpy as np
 from scipy.special import xlogy
 
 
+def softmax(z):
+    """Row-wise exp(z - max z) / sum exp(z - max z)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def activate(z, name):
-    """Return act(z) for one of identity, logistic, tanh, relu, exp."""
+    """Return act(z) for one of identity, logistic, tanh, relu, exp, softmax."""
     if name == "identity":
         return z
     if name == "logistic":
@@ -26,6 +33,8 @@ def activate(z, name):
         return np.maximum(z, 0)
     if name == "exp":
         return np.exp(z)
+    if name == "softmax":
+        return softmax(z)
     raise ValueError("unknown activation %r" % name)
 
 
@@ -56,15 +65,31 @@ def forward(X, coefs, intercepts, activation, out_activation):
     return acts
 
 
-def data_loss(Y, pred, loss):
-    """Return mean_i sum_j of 0.5*(p - y)**2, or of the half Poisson deviance."""
+def per_sample_loss(Y, pred, loss, eps=np.finfo(np.float64).eps):
+    """Return each row's loss, summed over the outputs.
+
+    squared_error: 0.5*(p - y)**2; poisson: the half Poisson deviance; log_loss:
+    -y log(p) (with one output, the binary form, as scikit-learn does);
+    binary_log_loss: -y log(p) - (1 - y) log(1 - p). The log losses clip p to
+    [eps, 1 - eps].
+    """
     if loss == "squared_error":
         per_entry = 0.5 * (pred - Y) ** 2
     elif loss == "poisson":
         per_entry = xlogy(Y, Y / pred) - Y + pred
+    elif loss in ("log_loss", "binary_log_loss"):
+        p = np.clip(pred, eps, 1 - eps)
+        per_entry = -xlogy(Y, p)
+        if loss == "binary_log_loss" or Y.shape[1] == 1:
+            per_entry -= xlogy(1 - Y, 1 - p)
     else:
         raise ValueError("unknown loss %r" % loss)
-    return per_entry.sum() / Y.shape[0]
+    return per_entry.sum(axis=1)
+
+
+def data_loss(Y, pred, loss, sample_weight=None):
+    """Return the (weighted) mean over rows of per_sample_loss."""
+    return np.average(per_sample_loss(Y, pred, loss), weights=sample_weight)
 
 
 def l2_penalty(coefs, alpha, n_samples):
@@ -72,16 +97,21 @@ def l2_penalty(coefs, alpha, n_samples):
     return alpha / (2 * n_samples) * sum(np.sum(W**2) for W in as64(coefs))
 
 
-def loss_and_grads(X, Y, coefs, intercepts, activation, out_activation, loss, alpha):
+def loss_and_grads(X, Y, coefs, intercepts, activation, out_activation, loss, alpha,
+                   sample_weight=None):
     """Return (loss, coef_grads, intercept_grads), scaled the scikit-learn way."""
     coefs = as64(coefs)
-    n = X.shape[0]
     Y = np.asarray(Y, dtype=np.float64)
+    if sample_weight is None:
+        w = np.ones(X.shape[0])
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    n = w.sum()
     acts = forward(X, coefs, intercepts, activation, out_activation)
-    value = data_loss(Y, acts[-1], loss) + l2_penalty(coefs, alpha, n)
-    # Each loss is paired with its canonical output (identity, exp), so dloss/dz
-    # of the output layer is pred - y for both.
-    delta = acts[-1] - Y
+    value = data_loss(Y, acts[-1], loss, w) + l2_penalty(coefs, alpha, n)
+    # Each loss is paired with its canonical output (identity, exp, softmax,
+    # logistic), so dloss/dz of the output layer is pred - y for all of them.
+    delta = (acts[-1] - Y) * w[:, None]
     coef_grads, intercept_grads = [None] * len(coefs), [None] * len(coefs)
     for layer in range(len(coefs) - 1, -1, -1):
         coef_grads[layer] = (acts[layer].T @ delta + alpha * coefs[layer]) / n

@@ -40,7 +40,8 @@ def pack(coef_grads, intercept_grads):
 
 
 def out_activation_for(loss):
-    return "exp" if loss == "poisson" else "identity"
+    return {"poisson": "exp", "log_loss": "softmax",
+            "binary_log_loss": "logistic"}.get(loss, "identity")
 
 
 def epoch_order(rng, kind, n):
@@ -206,6 +207,8 @@ def run_both(rng, dtype, hidden, activation, optimizer, rows, batch_size, *,
     lr = 0.01 if solver == "adam" else 0.05
     out_activation = out_activation_for(loss)
     X, Y = random_data(rng, n, 4, 2, dtype, loss)
+    if loss in LOG_LOSSES:
+        Y = class_targets(rng, n, 2, loss, dtype)
     coefs, intercepts = random_network(rng, [4, *hidden, 2], dtype, scale=0.5)
     state = zero_state(coefs, intercepts, solver)
     # Nonzero starting moments, as in a later epoch of a fit.
@@ -511,15 +514,19 @@ def test_trainer_rejects_one_moment_for_adam(rng):
 # ------------------------------------------------------------ threaded batches
 
 
-def _threaded_epochs(rng_seed, n_threads, dtype, solver, gather, sparse=False):
+def _threaded_epochs(rng_seed, n_threads, dtype, solver, gather, sparse=False,
+                     loss="squared_error"):
     """Two epochs of a Trainer that splits each batch over n_threads."""
     import scipy.sparse as sp
 
     rng = np.random.default_rng(rng_seed)
     coefs, intercepts = random_network(rng, [6, 9, 7, 2], dtype)
     X, Y = random_data(rng, 53, 6, 2, dtype)
+    if loss in LOG_LOSSES:
+        Y = class_targets(rng, 53, 2, loss, dtype)
     state = zero_state(coefs, intercepts, solver)
     trainer = make_trainer(coefs, intercepts, state, 16, activation="tanh",
+                           out_activation=out_activation_for(loss), loss=loss,
                            solver=solver, alpha=0.01, n_threads=n_threads,
                            dense_input=not sparse)
     rows = _core.Rows.csr(*(lambda m: (m.data, m.indices, m.indptr))(
@@ -561,3 +568,182 @@ def test_trainer_rejects_bad_thread_counts(rng):
     for bad in (0, -1, 1000):
         with pytest.raises(ValueError, match="n_threads"):
             make_trainer(coefs, intercepts, (), 4, n_threads=bad)
+
+
+# --------------------------------------------------------------------------
+# Classifier kernels: softmax, log loss, binary log loss
+# --------------------------------------------------------------------------
+
+LOG_LOSSES = {"log_loss": "softmax", "binary_log_loss": "logistic"}
+
+
+def class_targets(rng, n, n_outputs, loss, dtype):
+    """One-hot rows for log_loss (or 0/1 for one output); 0/1 labels otherwise."""
+    if loss == "log_loss" and n_outputs > 1:
+        return np.eye(n_outputs, dtype=dtype)[rng.integers(0, n_outputs, n)]
+    return rng.integers(0, 2, (n, n_outputs)).astype(dtype)
+
+
+def csr_rows(X):
+    import scipy.sparse as sp
+
+    m = sp.csr_matrix(X)
+    return _core.Rows.csr(m.data, m.indices, m.indptr, X.shape[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("out_activation", ["softmax", "logistic"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_predict_probabilities_match_reference(rng, dtype, hidden, out_activation,
+                                               sparse):
+    X, _ = random_data(rng, 23, 4, 3, dtype)
+    X[X < 0.3] = 0  # mostly zeros, so CSR has empty and partial rows
+    coefs, intercepts = random_network(rng, [4, *hidden, 3], dtype, scale=2.0)
+    out = np.full((23, 3), np.nan, dtype=dtype)
+    _core.predict(csr_rows(X) if sparse else X, coefs, intercepts,
+                  ACTIVATION["tanh"], ACTIVATION[out_activation], out)
+    expected = ref.forward(X, coefs, intercepts, "tanh", out_activation)[-1]
+    assert_close(out, expected, dtype)
+    if out_activation == "softmax":
+        assert_close(out.sum(axis=1), np.ones(23), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_is_stable_for_large_inputs(dtype):
+    # exp(1000) overflows both dtypes: only the max-shifted form stays finite.
+    X = np.array([[1000.0, 999.0, -1000.0], [-1e4, -1e4, -1e4]], dtype=dtype)
+    out = np.empty((2, 3), dtype=dtype)
+    _core.predict(X, [np.eye(3, dtype=dtype)], [np.zeros(3, dtype=dtype)],
+                  ACTIVATION["identity"], ACTIVATION["softmax"], out)
+    assert_close(out, ref.softmax(X.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("loss", list(LOG_LOSSES))
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_loss_grad_log_losses_match_reference(rng, dtype, hidden, loss, n_outputs,
+                                              alpha, weighted, sparse):
+    # max_batch=7 sums the loss and gradients of 5 blocks of rows.
+    n, out_activation = 30, LOG_LOSSES[loss]
+    if n_outputs == 1:
+        out_activation = "logistic"  # scikit-learn's binary case, for both losses
+    X, _ = random_data(rng, n, 4, n_outputs, dtype)
+    Y = class_targets(rng, n, n_outputs, loss, dtype)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
+    coefs, intercepts = random_network(rng, [4, *hidden, n_outputs], dtype, scale=0.8)
+    trainer = make_trainer(coefs, intercepts, (), 7, activation="tanh",
+                           out_activation=out_activation, loss=loss, alpha=alpha,
+                           dense_input=not sparse)
+    grad = np.full(sum(p.size for p in coefs + intercepts), np.nan, dtype=dtype)
+
+    value = _core.loss_grad(trainer, csr_rows(X) if sparse else X, Y, grad, w)
+
+    expected, coef_grads, intercept_grads = ref.loss_and_grads(
+        X, Y, coefs, intercepts, "tanh", out_activation, loss, alpha, w)
+    assert_close(value, expected, dtype)
+    assert_close(grad, pack(coef_grads, intercept_grads), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", list(LOG_LOSSES))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("hidden", [(), (5,)])
+@pytest.mark.parametrize("rows", ["consecutive", "repeated"])
+def test_train_epoch_log_losses_match_reference(rng, dtype, loss, optimizer, hidden,
+                                                rows):
+    run_both(rng, dtype, hidden, "relu", optimizer, rows, 7, loss=loss)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", list(LOG_LOSSES))
+@pytest.mark.parametrize("sparse", [False, True])
+def test_weighted_sgd_step_with_log_losses_matches_reference(rng, dtype, loss, sparse):
+    # One batch of all rows: the step is lr times the weighted full-batch
+    # gradient when weight_scale is the batch's mean weight.
+    n, lr, alpha = 12, 0.1, 0.2
+    X, _ = random_data(rng, n, 4, 3, dtype)
+    Y = class_targets(rng, n, 3, loss, dtype)
+    w = rng.uniform(0, 2, n).astype(dtype)
+    coefs, intercepts = random_network(rng, [4, 5, 3], dtype)
+    _, coef_grads, intercept_grads = ref.loss_and_grads(
+        X, Y, coefs, intercepts, "tanh", LOG_LOSSES[loss], loss, alpha, w)
+    expected = [p - lr * g for p, g in zip(ref.as64(coefs + intercepts),
+                                           coef_grads + intercept_grads)]
+    state = zero_state(coefs, intercepts)
+    trainer = make_trainer(coefs, intercepts, state, n, activation="tanh",
+                           out_activation=LOG_LOSSES[loss], loss=loss, alpha=alpha,
+                           momentum=0.0, dense_input=not sparse)
+    _core.train_epoch(trainer, csr_rows(X) if sparse else X, Y,
+                      np.arange(n, dtype=np.intp), False, n, lr, 0, w,
+                      float(np.mean(w, dtype=np.float64)))
+    for got, want in zip(coefs + intercepts, expected):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", list(LOG_LOSSES))
+@pytest.mark.parametrize("sparse", [False, True])
+def test_threaded_log_losses_match_one_thread(dtype, loss, sparse):
+    one, loss_one = _threaded_epochs(2, 1, dtype, "adam", True, sparse, loss)
+    many, loss_many = _threaded_epochs(2, 3, dtype, "adam", True, sparse, loss)
+    for a, b in zip(many, one):
+        assert_allclose(a, b, **TOL[dtype])
+    assert_allclose(loss_many, loss_one, **TOL[dtype])
+
+
+def _eye_trainer(n_outputs, dtype, loss, out_activation="identity"):
+    """A one-layer identity network: its predictions are its input rows."""
+    coefs = [np.eye(n_outputs, dtype=dtype)]
+    intercepts = [np.zeros(n_outputs, dtype=dtype)]
+    return make_trainer(coefs, intercepts, (), 64, out_activation=out_activation,
+                        loss=loss)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", list(LOG_LOSSES))
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_log_losses_equal_sklearn_on_given_probabilities(rng, dtype, loss, n_outputs,
+                                                         weighted):
+    # Probabilities fed straight through an identity layer, including values
+    # that hit the clip at eps and 1 - eps of the dtype (0, 1, and tiny
+    # distances from them), with targets of both values.
+    from sklearn.neural_network import _base
+
+    eps = np.finfo(dtype).eps
+    edge = np.array([0.0, 1.0, eps / 3, 1 - eps / 3, 1e-30, eps, 1 - eps, 0.5])
+    n = 40
+    P = rng.uniform(0, 1, (n, n_outputs))
+    P.flat[: edge.size] = edge
+    if loss == "log_loss" and n_outputs > 1:
+        P[8:] /= P[8:].sum(axis=1, keepdims=True)
+    P = P.astype(dtype)
+    Y = class_targets(rng, n, n_outputs, loss, dtype)
+    Y[:8] = np.resize(np.eye(2, dtype=dtype), (8, n_outputs)) if n_outputs > 1 else (
+        np.arange(8).reshape(-1, 1) % 2)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
+    trainer = _eye_trainer(n_outputs, dtype, loss)
+    grad = np.empty(n_outputs * n_outputs + n_outputs, dtype=dtype)
+
+    value = _core.loss_grad(trainer, P, Y, grad, w)
+
+    expected = getattr(_base, loss)(Y, P, w)
+    assert np.isfinite(value)
+    np.testing.assert_allclose(value, expected,
+                               rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_loss_ignores_zero_targets_like_xlogy(dtype):
+    # A zero target contributes nothing, even where its probability is 0
+    # (log 0 = -inf would make 0 * log 0 NaN).
+    P = np.array([[1.0, 0.0, 0.0]], dtype=dtype)
+    Y = np.array([[1.0, 0.0, 0.0]], dtype=dtype)
+    grad = np.empty(12, dtype=dtype)
+    value = _core.loss_grad(_eye_trainer(3, dtype, "log_loss"), P, Y, grad)
+    assert value == pytest.approx(-np.log1p(-np.finfo(dtype).eps), rel=1e-6)

@@ -248,3 +248,82 @@ def test_one_sgd_step_by_hand_warm_start(dtype):
         est.fit(X, y)
     assert_hand_step(est, dtype)
     assert len(est.loss_curve_) == 2
+
+
+# --------------------------------------------------------------------------
+# Classifier losses: softmax + log loss, logistic + binary log loss
+# --------------------------------------------------------------------------
+
+CLASSIFIER_OUTPUT = {"log_loss": "softmax", "binary_log_loss": "logistic"}
+
+
+def classification_problem(rng, hidden, loss, n_outputs, weighted, dtype=np.float64):
+    """Data, targets, weights and network of a small classification problem."""
+    X, _ = random_data(rng, 40, 3, n_outputs, dtype)
+    if loss == "log_loss":
+        Y = np.eye(n_outputs, dtype=dtype)[rng.integers(0, n_outputs, 40)]
+    else:
+        Y = rng.integers(0, 2, (40, n_outputs)).astype(dtype)
+    w = rng.uniform(0.1, 2, 40).astype(dtype) if weighted else None
+    coefs, intercepts = random_network(rng, [3, *hidden, n_outputs], dtype, scale=0.7)
+    return X, Y, w, coefs, intercepts
+
+
+def weighted_finite_differences(trainer, X, Y, w, params, h=FD_STEP):
+    """Central differences of loss_grad's own (weighted) loss."""
+    scratch = np.empty(sum(p.size for p in params))
+    packed = []
+    for p in params:
+        flat = p.reshape(-1)
+        for k in range(flat.size):
+            saved = flat[k]
+            flat[k] = saved + h
+            up = _core.loss_grad(trainer, X, Y, scratch, w)
+            flat[k] = saved - h
+            down = _core.loss_grad(trainer, X, Y, scratch, w)
+            flat[k] = saved
+            packed.append((up - down) / (2 * h))
+    return np.array(packed)
+
+
+@pytest.mark.parametrize("hidden", [(), (4,), (4, 3)])
+@pytest.mark.parametrize("loss, n_outputs", [("log_loss", 3), ("log_loss", 2),
+                                             ("binary_log_loss", 1),
+                                             ("binary_log_loss", 3)])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_classifier_gradient_matches_finite_differences(rng, hidden, loss, n_outputs,
+                                                        alpha, weighted):
+    # Away from the clip (these probabilities stay inside [1e-6, 1 - 1e-6]),
+    # the clipped loss is the smooth one whose gradient is w (p - y).
+    X, Y, w, coefs, intercepts = classification_problem(rng, hidden, loss, n_outputs,
+                                                        weighted)
+    trainer = make_trainer(coefs, intercepts, (), 8, activation="tanh",
+                           out_activation=CLASSIFIER_OUTPUT[loss], loss=loss,
+                           alpha=alpha)
+    params = coefs + intercepts
+    grad = np.empty(sum(p.size for p in params))
+    _core.loss_grad(trainer, X, Y, grad, w)
+    numerical = weighted_finite_differences(trainer, X, Y, w, params)
+    assert np.abs(grad).max() > 1e-2
+    np.testing.assert_allclose(grad, numerical, **FD_TOL)
+
+
+@pytest.mark.parametrize("loss, n_outputs", [("log_loss", 3), ("binary_log_loss", 2)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_classifier_gradient_float32_close_to_float64(rng, loss, n_outputs, weighted):
+    # Finite differences mean little in float32; its gradient must instead be
+    # the float64 one (checked above against finite differences) up to rounding.
+    X, Y, w, coefs, intercepts = classification_problem(rng, (5,), loss, n_outputs,
+                                                        weighted)
+    grads = {}
+    for dtype in DTYPES:
+        cast = [np.array(p, dtype=dtype) for p in coefs + intercepts]
+        trainer = make_trainer(cast[:2], cast[2:], (), 16, activation="tanh",
+                               out_activation=CLASSIFIER_OUTPUT[loss], loss=loss,
+                               alpha=0.1)
+        grads[dtype] = np.empty(sum(p.size for p in cast), dtype=dtype)
+        _core.loss_grad(trainer, X.astype(dtype), Y.astype(dtype), grads[dtype],
+                        None if w is None else w.astype(dtype))
+    np.testing.assert_allclose(grads[np.float32], grads[np.float64], rtol=1e-4,
+                               atol=1e-5)

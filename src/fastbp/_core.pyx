@@ -41,6 +41,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 cimport openmp
 from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
 from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcpy, memset
@@ -54,11 +55,14 @@ cpdef enum Activation:
     TANH = 2
     RELU = 3
     EXP = 4
+    SOFTMAX = 5         # output layer only, paired with LOG_LOSS
 
 
 cpdef enum Loss:
     SQUARED_ERROR = 0
     POISSON = 1
+    LOG_LOSS = 2        # softmax output: multiclass
+    BINARY_LOG_LOSS = 3  # logistic outputs: binary and multilabel
 
 
 cpdef enum Solver:
@@ -121,9 +125,32 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         elif activation == EXP:
             for j in range(n_cols):
                 row[j] = _exp(row[j] + intercept[j])
+        elif activation == SOFTMAX:
+            _softmax_row(row, intercept, n_cols)
         else:
             for j in range(n_cols):
                 row[j] = row[j] + intercept[j]
+
+
+cdef inline void _softmax_row(floating* row, const floating* intercept,
+                              Py_ssize_t n_cols) noexcept nogil:
+    """row = exp(z - max z) / sum exp(z - max z), z = row + intercept; as
+    scikit-learn's inplace_softmax computes it, in the row's dtype. (n_cols,)"""
+    cdef Py_ssize_t j
+    cdef floating top, total = 0
+    for j in range(n_cols):
+        row[j] = row[j] + intercept[j]
+    # A NaN in row[0] makes top NaN; one elsewhere makes its exp and so the sum
+    # NaN: either way the whole row is NaN, as with NumPy's max.
+    top = row[0]
+    for j in range(1, n_cols):
+        if row[j] > top:
+            top = row[j]
+    for j in range(n_cols):
+        row[j] = _exp(row[j] - top)
+        total += row[j]
+    for j in range(n_cols):
+        row[j] = row[j] / total
 
 
 cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t size,
@@ -140,12 +167,35 @@ cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t 
     elif activation == LOGISTIC:
         for i in range(size):
             delta[i] = delta[i] * a[i] * (1 - a[i])
-    # identity: act' = 1; EXP is an output activation only, paired with its loss
+    # identity: act' = 1; EXP and SOFTMAX are output activations only, paired
+    # with their losses
 
 
 # --------------------------------------------------------------------------
 # Losses, each beside its output delta
 # --------------------------------------------------------------------------
+
+cdef inline double _xlogy(double x, double y) noexcept nogil:
+    """x log(y), and 0 for x = 0 unless y is NaN (scipy.special.xlogy)."""
+    if x == 0 and y == y:
+        return 0.0
+    return x * log(y)
+
+
+cdef inline floating _clip_probability(floating p) noexcept nogil:
+    """p clipped to [eps, 1 - eps] in its own dtype, as the log losses of
+    scikit-learn clip it; NaN stays NaN."""
+    cdef floating eps
+    if floating is float:
+        eps = FLT_EPSILON
+    else:
+        eps = DBL_EPSILON
+    if p < eps:
+        return eps
+    if p > 1 - eps:
+        return 1 - eps
+    return p
+
 
 cdef double _loss_and_delta(const floating* pred, const floating* y,
                             const floating* sample_weight, const Py_ssize_t* rows,
@@ -153,16 +203,25 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
                             int loss, floating* delta_out) noexcept nogil:
     """Return sum_i w_i loss_i and write delta = w_i * dloss/dz = w_i (pred - y).
 
-    squared error: loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
-    poisson:       loss_i = sum_j y log(y / pred) - y + pred, pred = exp(z).
-    pred, delta_out: (n_rows, n_outputs). Row i of the block is row r of y and
-    sample_weight, r = rows[i] (or start + i if rows is NULL); no weights is w = 1.
+    squared error:   loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
+    poisson:         loss_i = sum_j y log(y / pred) - y + pred, pred = exp(z);
+    log loss:        loss_i = -sum_j y log(p), pred = softmax(z);
+    binary log loss: loss_i = -sum_j y log(p) + (1 - y) log(1 - p), pred =
+                     logistic(z); log loss with one output is binary log loss,
+                     as in scikit-learn.
+    For both log losses p is pred clipped to [eps, 1 - eps] in pred's dtype; the
+    delta uses pred itself (the gradient of the unclipped loss, as scikit-learn
+    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row r of
+    y and sample_weight, r = rows[i] (or start + i if rows is NULL); no weights
+    is w = 1.
     """
     cdef Py_ssize_t i, j, r
     cdef double total = 0.0, row_total, d, t
-    cdef floating w
+    cdef floating w, p
     cdef const floating* y_row
     cdef floating* d_row
+    cdef bint binary = loss == BINARY_LOG_LOSS or (loss == LOG_LOSS and n_outputs == 1)
+    cdef bint squared = loss != POISSON and loss != LOG_LOSS and loss != BINARY_LOG_LOSS
     for i in range(n_rows):
         r = rows[i] if rows != NULL else start + i
         y_row = y + r * n_outputs
@@ -177,10 +236,16 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
                     row_total += t * log(t / d) - t + d
                 else:
                     row_total += d
+            elif binary:
+                p = _clip_probability(pred[i * n_outputs + j])
+                row_total -= (_xlogy(y_row[j], p)
+                              + _xlogy(<floating> (1 - y_row[j]), <floating> (1 - p)))
+            elif loss == LOG_LOSS:
+                row_total -= _xlogy(y_row[j], _clip_probability(pred[i * n_outputs + j]))
             else:
                 d = d_row[j]
                 row_total += d * d
-        if loss != POISSON:
+        if squared:
             row_total *= 0.5
         if sample_weight != NULL:
             w = sample_weight[r]
