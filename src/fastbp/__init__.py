@@ -4,6 +4,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._classifier import BPClassifier
 from ._persist import load
 from ._plot import TrainingCurveDisplay
 from ._regressor import BPRegressor
@@ -13,4 +14,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["BPRegressor", "TrainingCurveDisplay", "load", "__version__"]
+__all__ = ["BPClassifier", "BPRegressor", "TrainingCurveDisplay", "load", "__version__"]

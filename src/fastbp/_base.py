@@ -69,6 +69,10 @@ NETWORK_ATTRIBUTES = (
     "_optimizer_state",
 )
 
+# A final training loss this many times the best one means a model not worth
+# having; see _check_not_exploded.
+_LOSS_ROSE = 1e6
+
 # Which thread is fitting each estimator right now (see ``_exclusive``).
 _FITTING = weakref.WeakKeyDictionary()
 _FITTING_LOCK = threading.Lock()
@@ -155,7 +159,6 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
-    @abstractmethod
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -223,6 +226,10 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
 
     def _stratify(self, Y):
         """What the early-stopping split stratifies on (None: nothing)."""
+        return None
+
+    def _row_weights(self, Y, incremental):
+        """Per-row weights the task adds to sample_weight (None: none)."""
         return None
 
     def _callback_target(self, y, Y):
@@ -388,6 +395,10 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
+        row_weights = self._row_weights(Y, incremental)
+        if row_weights is not None:
+            row_weights = row_weights.astype(X.dtype)
+            sample_weight = row_weights if sample_weight is None else sample_weight * row_weights
         layer_units = [X.shape[1]] + hidden + [Y.shape[1]]
         if not first_pass:
             fitted_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
@@ -565,6 +576,30 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping:
             self.coefs_ = [c.copy() for c in self._best_coefs]
             self.intercepts_ = [b.copy() for b in self._best_intercepts]
+        else:
+            self._check_not_exploded()
+
+    def _check_not_exploded(self):
+        """Flag a model whose training loss ended far above its best.
+
+        A learning rate far too large (Adam with learning_rate_init=1e10) can
+        throw the weights to huge but finite values: no epoch is non-finite,
+        the loss stops improving and the stopping rule ends the fit on a model
+        that predicts garbage. A final loss a million times the best one the
+        model reached is that case, and gets a ConvergenceWarning that says
+        so. It is a warning, not an error, as for the divergence that
+        ``_diverged`` handles after the first epoch: the model is the one the
+        optimizer produced, and the warning tells what it is worth.
+        """
+        curve = np.asarray(self.loss_curve_, dtype=np.float64)
+        curve = curve[np.isfinite(curve) & (curve > 0)]
+        if curve.size < 2 or not self.loss_ > _LOSS_ROSE * curve.min():
+            return
+        warnings.warn(
+            "The training loss rose from %.6g to %.6g: the model is most likely "
+            "useless. %s" % (curve.min(), self.loss_, DIVERGED_ADVICE),
+            ConvergenceWarning,
+        )
 
     def _early_stopping_split(self, Y):
         # Splitting indices draws the same permutation as splitting X would,

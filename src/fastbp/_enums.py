@@ -21,6 +21,7 @@ ACTIVATIONS = {
     "tanh": _core.Activation.TANH,
     "relu": _core.Activation.RELU,
     "exp": _core.Activation.EXP,
+    "softmax": _core.Activation.SOFTMAX,
 }
 
 # The loss that goes with each output activation. Every pair is a canonical
@@ -28,6 +29,8 @@ ACTIVATIONS = {
 LOSS_FOR_OUTPUT = {
     "identity": _core.Loss.SQUARED_ERROR,
     "exp": _core.Loss.POISSON,
+    "logistic": _core.Loss.BINARY_LOG_LOSS,
+    "softmax": _core.Loss.LOG_LOSS,
 }
 
 # A regressor's ``loss`` parameter picks its output activation.

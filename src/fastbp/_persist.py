@@ -538,7 +538,6 @@ def _check_arrays(name, values, shapes, dtype):
 
 def _check_state(est):
     """Check that the fitted state is complete and consistent before use."""
-    from ._enums import ACTIVATIONS as _ACTIVATIONS
 
     required = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
                 "coefs_", "intercepts_")
@@ -568,7 +567,7 @@ def _check_state(est):
         est.feature_names_in_.shape != (est.n_features_in_,)
     ):
         raise ModelFileError("feature_names_in_ does not match n_features_in_.")
-    if est.out_activation_ not in _ACTIVATIONS:
+    if est.out_activation_ not in type(est)._output_activations:
         raise ModelFileError("unknown out_activation_=%r." % (est.out_activation_,))
 
     for name in ("n_iter_", "t_", "_no_improvement_count"):

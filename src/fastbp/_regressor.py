@@ -218,6 +218,7 @@ class BPRegressor(RegressorMixin, BaseBP):
         "loss": [StrOptions(set(REGRESSION_OUTPUTS))],
     }
     _score_name = "R²"
+    _output_activations = tuple(REGRESSION_OUTPUTS.values())
 
     def __init__(
         self,

@@ -1,0 +1,525 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""BPClassifier: the network of ``BaseBP`` with a classification output."""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import validate_data
+
+from ._base import NETWORK_ATTRIBUTES, BaseBP
+
+_MULTILABEL = "multilabel-indicator"
+
+
+class BPClassifier(ClassifierMixin, BaseBP):
+    """Multi-layer perceptron classifier trained by backpropagation, in Cython.
+
+    A line-for-line replacement for :class:`sklearn.neural_network.MLPClassifier`:
+    the same parameters with the same defaults, the same fitted attributes, and,
+    for the same ``random_state``, the same initial weights, shuffles,
+    early-stopping split and results. The whole minibatch loop of an epoch runs
+    in compiled code with the GIL released.
+
+    Binary and multilabel targets get a logistic output layer and the binary
+    log-loss; multiclass targets a softmax layer and the cross-entropy. Labels
+    may be integers, strings, booleans, objects or pandas categoricals; a
+    multilabel target is an indicator matrix.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer. ``()``
+        means no hidden layer: logistic (or softmax) regression trained by
+        gradient descent.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The weight optimizer. ``'lbfgs'`` is SciPy's L-BFGS-B over full-batch
+        loss and gradient evaluations computed in compiled code, in the data's
+        dtype.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the intercepts), divided
+        by the number of samples in the batch, as in scikit-learn.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; ``'auto'`` means ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule for ``solver='sgd'``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd and adam).
+
+    power_t : float, default=0.5
+        Exponent of the inverse-scaling schedule.
+
+    max_iter : int, default=200
+        Maximum number of epochs (lbfgs: iterations).
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the early-stopping split and the
+        shuffles, drawn in the same order as scikit-learn draws them.
+
+    tol : float, default=1e-4
+        Improvement threshold for the stopping rule.
+
+    verbose : bool or int, default=False
+        1 (or True): one line per epoch, as scikit-learn prints it. 2: a live
+        progress bar.
+
+    warm_start : bool, default=False
+        Reuse the previous weights in ``fit``; the classes must be the same.
+
+    momentum : float, default=0.9
+        Momentum of ``solver='sgd'``.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``solver='sgd'``.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified for binary
+        targets, as scikit-learn does), stop when its accuracy stops improving
+        and restore the best weights.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
+
+    beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
+        Adam's moment decay rates and numerical-stability term.
+
+    n_iter_no_change : int or np.inf, default=10
+        Number of epochs without ``tol`` improvement before stopping.
+
+    max_fun : int, default=15000
+        Maximum number of loss evaluations for ``solver='lbfgs'``.
+
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes: each row's weight is its class's weight times
+        its ``sample_weight``. ``'balanced'`` uses
+        ``n_samples / (n_classes * np.bincount(y))``. Use it when the classes
+        are imbalanced and the rare ones matter. Not for multilabel targets,
+        and ``'balanced'`` not with ``partial_fit`` (its counts would change
+        from batch to batch; pass a dict computed on the whole data instead).
+        scikit-learn's ``MLPClassifier`` has no such parameter.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (for multilabel targets, ``0 .. n_labels - 1``).
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        The weight matrix of each layer.
+    intercepts_ : list of ndarray of shape (n_out,)
+        The bias vector of each layer.
+    loss_ : float
+        The training loss (log-loss) of the last completed epoch.
+    best_loss_ : float or None
+        The lowest training loss reached (None with early stopping).
+    loss_curve_ : list of float
+        The training loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation accuracy of each epoch (None without early stopping).
+    best_validation_score_ : float or None
+        The best validation accuracy (None without early stopping).
+    t_ : int
+        The number of training samples seen by the optimizer.
+    n_iter_ : int
+        The number of epochs run by the last call of ``fit`` or ``partial_fit``.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs: 1 for binary targets, else the number of classes
+        or labels.
+    out_activation_ : str
+        ``'logistic'`` (binary, multilabel) or ``'softmax'`` (multiclass).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    Deliberate differences from scikit-learn's ``MLPClassifier`` (1.9), beside
+    those listed for :class:`BPRegressor` (divergence, threads, sample
+    weights in minibatches, float32 throughout, callbacks, L-BFGS curves):
+
+    - **Multilabel partial_fit** infers the labels from the indicator matrix
+      of the first call; ``classes`` may be omitted (scikit-learn requires a
+      meaningless ``classes`` there, scikit-learn issue #12505).
+    - **partial_fit with warm_start=True** checks that a batch's classes are
+      among ``classes_``, as any ``partial_fit`` does; scikit-learn demands
+      that every batch hold every class when ``warm_start`` is set.
+    - **A single class** in ``y`` (with no ``classes`` given to
+      ``partial_fit``) raises ``ValueError``: scikit-learn trains a model
+      that can only ever predict that class.
+    - **class_weight** exists (scikit-learn issues #9113, #10588, #11723,
+      #25326 ask for it).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastbp import BPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = BPClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+    ...                    max_iter=500, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseBP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+    _fitted_attributes = ("classes_",) + NETWORK_ATTRIBUTES
+    _derived_attributes = ("_label_binarizer",)
+    _score_name = "accuracy"
+    _output_activations = ("logistic", "softmax")
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        class_weight=None,
+    ):
+        # get_params reads this signature, so it restates the base's parameters.
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+        self.class_weight = class_weight
+
+    # ------------------------------------------------------------- API
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to data X and labels y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. CSR and CSC input is never densified as a whole.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights, multiplied by the class weights.
+
+        Returns
+        -------
+        self : BPClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole data (``np.unique(y_all)``). Required on
+            the first call unless y is a multilabel indicator matrix; a batch
+            need not hold every class.
+
+        Returns
+        -------
+        self : BPClassifier
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict(self, X):
+        """Predict class labels (or a multilabel indicator matrix).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            The predicted classes.
+        """
+        out = self._network_output(X)
+        if out.shape[1] == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict_proba(self, X):
+        """Probability of each class.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``, in X's floating dtype.
+            For multilabel targets, the probability of each label.
+        """
+        out = self._network_output(X)
+        if out.shape[1] == 1:
+            p = out[:, 0]
+            return np.column_stack([1 - p, p])
+        return out
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    # ------------------------------------------------ the task, for BaseBP
+
+    def _output_activation(self):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
+
+    def _output_reason(self):
+        return "A target of type %r" % self._label_binarizer.y_type_
+
+    def _stratify(self, Y):
+        # As scikit-learn: only single-output (binary) targets are stratified,
+        # on the same boolean column it passes.
+        return Y.astype(bool) if Y.shape[1] == 1 else None
+
+    def _callback_target(self, y, Y):
+        # Callbacks compare predict's labels with these.
+        return np.asarray(y)
+
+    def _validation_score(self, Y_val, out, sample_weight):
+        """Accuracy (exact match for multilabel) of the outputs' labels."""
+        if out.shape[1] > 1 and self.out_activation_ == "softmax":
+            correct = out.argmax(axis=1) == Y_val.argmax(axis=1)
+        else:
+            correct = ((out > 0.5) == (Y_val > 0.5)).all(axis=1)
+        weights = None if sample_weight is None else sample_weight.astype(np.float64)
+        return float(np.average(correct, weights=weights))
+
+    def _validate_input(self, X, y, incremental, reset, classes=None):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            order="C",
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        y_type = type_of_target(y)
+        if y_type.startswith("multiclass-multioutput") or (
+            y_type != _MULTILABEL and y.ndim == 2
+        ):
+            raise ValueError(
+                "BPClassifier takes one column of labels or a multilabel "
+                "indicator matrix; got a target of type %r." % y_type
+            )
+        self._set_classes(y, y_type, incremental, classes)
+        Y = self._label_binarizer.transform(y)
+        if sp.issparse(Y):
+            Y = Y.toarray()
+        Y = np.ascontiguousarray(Y, dtype=X.dtype)
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
+        return X, Y
+
+    def _set_classes(self, y, y_type, incremental, classes):
+        """Fit the label binarizer on a first pass; check y's labels otherwise."""
+        fitted = hasattr(self, "classes_")
+        if incremental and not fitted:
+            if y_type == _MULTILABEL:
+                labels = y
+                if classes is not None and len(classes) != y.shape[1]:
+                    raise ValueError(
+                        "classes has %d entries but the multilabel y has %d columns."
+                        % (len(classes), y.shape[1])
+                    )
+            elif classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            else:
+                labels = unique_labels(classes)
+                unseen = np.setdiff1d(unique_labels(y), labels)
+                if len(unseen):
+                    raise ValueError(
+                        "`y` has classes %s that are not in `classes` %s." % (unseen, labels)
+                    )
+            self._fit_binarizer(labels)
+            return
+        if not fitted or (not self.warm_start and not incremental):
+            self._fit_binarizer(y)
+            return
+        if incremental and classes is not None and not np.array_equal(
+            unique_labels(classes), self.classes_
+        ):
+            raise ValueError(
+                "`classes=%r` is not the same as on the first call to partial_fit, "
+                "which was %r." % (unique_labels(classes), self.classes_)
+            )
+        if (y_type == _MULTILABEL) != (self._label_binarizer.y_type_ == _MULTILABEL):
+            raise ValueError(
+                "The model was fitted on a target of type %r; y is of type %r."
+                % (self._label_binarizer.y_type_, y_type)
+            )
+        if y_type == _MULTILABEL:
+            if y.shape[1] != len(self.classes_):
+                raise ValueError(
+                    "y has %d labels where the model has %d."
+                    % (y.shape[1], len(self.classes_))
+                )
+            return
+        seen = unique_labels(y)
+        if self.warm_start and not incremental:
+            if set(seen) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as "
+                    "in the previous call to fit. Previously got %s, `y` has %s"
+                    % (self.classes_, seen)
+                )
+        elif len(np.setdiff1d(seen, self.classes_)):
+            raise ValueError(
+                "`y` has classes not in `self.classes_`. `self.classes_` has %s. "
+                "'y' has %s." % (self.classes_, seen)
+            )
+
+    def _fit_binarizer(self, labels):
+        binarizer = LabelBinarizer().fit(labels)
+        if binarizer.y_type_ != _MULTILABEL and len(binarizer.classes_) < 2:
+            raise ValueError(
+                "BPClassifier needs at least 2 classes; y holds 1 class (%r). "
+                "Pass every class to partial_fit with `classes`."
+                % (binarizer.classes_[0],)
+            )
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+
+    def _row_weights(self, Y, incremental):
+        """Each row's class weight, or None without class_weight."""
+        if self.class_weight is None:
+            return None
+        if self._label_binarizer.y_type_ == _MULTILABEL:
+            raise ValueError("class_weight is not defined for multilabel targets.")
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported with partial_fit: the "
+                "class counts of one batch are not those of the data. Pass a dict, "
+                "for example from sklearn.utils.class_weight.compute_class_weight."
+            )
+        index = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+        weights = compute_class_weight(self.class_weight, classes=self.classes_,
+                                       y=self.classes_[index])
+        return weights[index]
+
+    def _after_load(self):
+        """Rebuild the label binarizer of a loaded model and check its labels
+        against the network's output layer."""
+        classes = self.classes_
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+            raise ValueError("classes_ must be a 1-D array.")
+        n = len(classes)
+        if self.out_activation_ == "softmax":
+            y_type, ok = "multiclass", n > 2 and self.n_outputs_ == n
+        elif self.out_activation_ == "logistic" and self.n_outputs_ == 1 and n == 2:
+            y_type, ok = "binary", True
+        elif self.out_activation_ == "logistic":
+            y_type, ok = _MULTILABEL, n == self.n_outputs_ and np.array_equal(
+                classes, np.arange(n))
+        else:
+            y_type, ok = None, False
+        if not ok or len(np.unique(classes)) != n:
+            raise ValueError(
+                "classes_ (%d labels) do not match the output layer (%s, %d outputs)."
+                % (n, self.out_activation_, self.n_outputs_)
+            )
+        binarizer = LabelBinarizer()
+        binarizer.classes_ = classes
+        binarizer.y_type_ = y_type
+        binarizer.sparse_input_ = False
+        self._label_binarizer = binarizer
