@@ -20,6 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from threadpoolctl import ThreadpoolController
 
 from . import _core
+from ._persist import register
 from ._progress import CallbackSupport, EpochReporter, callback_scope
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -302,6 +303,30 @@ class BPRegressor(CallbackSupport, RegressorMixin, BaseEstimator):
     >>> round(float(w), 2), abs(float(b)) < 0.01
     (2.0, True)
     """
+
+    # The fitted state, in the order fastbp's model files store it. Anything
+    # else in __dict__ is drawn afresh by every fit (``_random_state``) or
+    # belongs to the running process (callbacks).
+    _fitted_attributes = (
+        "n_features_in_",
+        "feature_names_in_",
+        "n_outputs_",
+        "n_layers_",
+        "out_activation_",
+        "coefs_",
+        "intercepts_",
+        "n_iter_",
+        "t_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "best_validation_score_",
+        "_best_coefs",
+        "_best_intercepts",
+        "_no_improvement_count",
+        "_optimizer_state",
+    )
 
     _parameter_constraints: dict = {
         "loss": [StrOptions({"squared_error", "poisson"})],
@@ -1139,3 +1164,6 @@ class _Checkpoint:
         del est.loss_curve_[self.curve:]
         if self.scores is not None:
             del est.validation_scores_[self.scores:]
+
+
+register(BPRegressor)
