@@ -437,7 +437,9 @@ def _load_file(f, label, max_bytes):
             )
         try:
             zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+        except (zipfile.BadZipFile, EOFError, UnicodeDecodeError,
+                NotImplementedError) as exc:
+            # NotImplementedError: a member needs a newer zip version than 6.3.
             raise ModelFileError(
                 "not a fastbp model file, or it is truncated or corrupted (%s)." % exc
             ) from None
@@ -560,25 +562,22 @@ def _no_duplicates(pairs):
     return result
 
 
-_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.S)
+_JSON_ESCAPE = re.compile(r"\\.", re.S)
+# Linear: once escapes are gone, a string ends at the next quote.
+_JSON_STRING = re.compile(r'"[^"]*"')
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def _check_depth(text):
-    """Refuse JSON nested deeper than _MAX_JSON_DEPTH, in one linear pass."""
-    depth, in_string = 0, False
-    for match in _JSON_TOKEN.finditer(text):
-        token = match.group()
-        if token == '"':
-            in_string = not in_string
-        elif in_string or token[0] == "\\":
-            continue
-        elif token in "[{":
-            depth += 1
-            if depth > _MAX_JSON_DEPTH:
-                raise ModelFileError("%s is nested more than %d levels deep."
-                                     % (_METADATA, _MAX_JSON_DEPTH))
-        else:
-            depth -= 1
+    """Refuse JSON nested deeper than _MAX_JSON_DEPTH, before the parser recurses."""
+    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text)))
+    if not brackets:
+        return
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
+    if np.cumsum(steps).max() > _MAX_JSON_DEPTH:
+        raise ModelFileError("%s is nested more than %d levels deep."
+                             % (_METADATA, _MAX_JSON_DEPTH))
 
 
 def _read_metadata(zf, info, max_bytes):
@@ -995,6 +994,10 @@ def _check_arrays(name, values, shapes, dtypes):
             )
 
 
+# Fitted attributes a fit may leave unset: feature names come with data
+# frames only, loss_ is unset when the first epoch is interrupted, and lbfgs
+# keeps no optimizer state. Every other declared attribute must be there.
+_OPTIONAL = ("feature_names_in_", "loss_", "_optimizer_state")
 # Checked by _check_state; any other fitted attribute must be a plain scalar,
 # or labels, and is left to the class's _after_load.
 _CHECKED = frozenset((
@@ -1010,7 +1013,8 @@ def _check_state(est, cls):
     """Check that the fitted state is what a fit could have left, before use."""
     required = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
                 "coefs_", "intercepts_")
-    missing = [name for name in required if not hasattr(est, name)]
+    missing = [name for name in required + cls._fitted_attributes
+               if name not in _OPTIONAL and not hasattr(est, name)]
     if missing:
         raise ModelFileError("the fitted attributes %s are missing." % missing)
     coefs = est.coefs_
