@@ -954,8 +954,14 @@ def _build(cls, metadata, reader):
     if unknown:
         raise ModelFileError("unknown attributes %s." % [name[:100] for name in unknown[:5]])
     for name in fitted:
-        if name in attributes:
-            setattr(estimator, name, reader.decode(attributes[name], name))
+        if name not in attributes:
+            continue
+        value = attributes[name]
+        if name in _LABEL_ATTRIBUTES and not (
+            isinstance(value, dict) and list(value) == ["$labels"]
+        ):
+            raise ModelFileError("%s must be stored as $labels." % name)
+        setattr(estimator, name, reader.decode(value, name))
     unused = sorted(set(reader.specs) - reader.used)
     if unused:
         raise ModelFileError("arrays %s are not used by any attribute." % unused[:5])
