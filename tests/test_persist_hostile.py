@@ -476,6 +476,8 @@ REFUSED = {
     "float n_iter_": ("adam_rng", lambda p, a, x: a.update(n_iter_=2.0)),
     "scores past curve": ("sgd_early", lambda p, a, x: x.update(
         {"validation_scores_": np.zeros(9)})),
+    "curve of ints": ("sgd_early", lambda p, a, x: a.update(loss_curve_=[1, 2, 3, 4])
+                      or x.pop("loss_curve_")),
     "scores without best": ("sgd_early", lambda p, a, x: a.update(
         best_validation_score_=None)),
     "count past curve": ("sgd_early", lambda p, a, x: a.update(
@@ -543,12 +545,19 @@ def test_what_fits_write_loads(models, tmp_path):
         changed = BPRegressor(hidden_layer_sizes=(3,), max_iter=3,
                               random_state=0).fit(X, y)
         changed.set_params(hidden_layer_sizes=(7, 7), loss="poisson")
-    for est in (warm, switched, mixed, changed):
+    # Interrupted in its first epoch: no loss_, empty curves (written as []).
+    interrupted = copy.deepcopy(switched)
+    interrupted.set_params(solver="adam", warm_start=False)
+    interrupted.loss_curve_, interrupted.validation_scores_ = [], []
+    interrupted.n_iter_ = interrupted._no_improvement_count = 0
+    del interrupted.loss_
+    for est in (warm, switched, mixed, changed, interrupted):
         est.save(tmp_path / "m.npz")
         loaded = fastbp.load(tmp_path / "m.npz")
         np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
     metadata, arrays = _split(models["sgd_early"])
     metadata["attributes"]["_optimizer_state"]["learning_rate"] = 0.0
+    arrays["validation_scores_"] = np.zeros(0)
     assert _load(_join(metadata, arrays)) is not None
 
 
@@ -675,3 +684,21 @@ def _valid_mutation(draw, files):
 def test_files_that_pass_validation_are_safe_to_use(models, data):
     model = fastbp.load(io.BytesIO(data.draw(_valid_mutation(models))))
     _use(model)
+
+
+def test_cli_predict_reports_a_hostile_file_in_one_line(small, tmp_path, capsys):
+    from fastbp.__main__ import main
+
+    X, _ = _data()
+    table = tmp_path / "x.csv"
+    table.write_text("a,b,c\n" + "\n".join(",".join(map(str, row)) for row in X))
+    with zipfile.ZipFile(io.BytesIO(small)) as zf:
+        info = zf.getinfo("metadata.json")
+    bad = bytearray(small)
+    bad[info.header_offset + 30 + len(info.filename) + 5] ^= 0xFF
+    model = tmp_path / "model.npz"
+    for data in (bytes(bad), _bomb(small), small[: len(small) // 2]):
+        model.write_bytes(data)
+        assert main(["predict", str(model), str(table)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("fastbp: error: ") and len(err.splitlines()) == 1, err

@@ -1015,6 +1015,12 @@ _CHECKED = frozenset((
 ))
 
 
+def _is_curve(value):
+    # An empty curve is written as [], not as an array member.
+    return isinstance(value, _FloatList) or (
+        isinstance(value, list) and all(type(v) is float for v in value))
+
+
 def _check_state(est, cls):
     """Check that the fitted state is what a fit could have left, before use."""
     required = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
@@ -1080,10 +1086,10 @@ def _check_state(est, cls):
         if hasattr(est, name):
             _check_float(est, name, allow_none=True)
     curve = _get(est, "loss_curve_")
-    if hasattr(est, "loss_curve_") and not isinstance(curve, _FloatList):
+    if hasattr(est, "loss_curve_") and not _is_curve(curve):
         raise ModelFileError("loss_curve_ must be a list of floats.")
     scores = _get(est, "validation_scores_")
-    if scores is not None and not isinstance(scores, _FloatList):
+    if scores is not None and not _is_curve(scores):
         raise ModelFileError("validation_scores_ must be a list of floats or None.")
     if curve is not None:
         # Warm starts and partial_fit add to the curves; n_iter_ counts the last
@@ -1091,7 +1097,8 @@ def _check_state(est, cls):
         n_epochs = len(curve)
         for name, value in (("n_iter_", _get(est, "n_iter_")),
                             ("_no_improvement_count", _get(est, "_no_improvement_count")),
-                            ("validation_scores_", scores and len(scores))):
+                            ("validation_scores_", None if scores is None
+                             else len(scores))):
             if value is not None and value > n_epochs:
                 raise ModelFileError("%s=%d is more than the %d epochs of loss_curve_."
                                      % (name, value, n_epochs))
