@@ -312,11 +312,17 @@ def test_deflated_arrays_are_read(small):
 
 @pytest.mark.parametrize("shape", [[10**30, 1], [2**32, 2**32], [2**63, 0], [-1, 3]])
 def test_huge_or_negative_shapes_are_model_file_error(small, shape):
-    # 10**30 used to raise OverflowError; [2**32, 2**32] wrapped to size 0.
+    # 10**30 used to raise OverflowError; [2**32, 2**32] wrapped to size 0 and
+    # failed in reshape. The .npy header and the checksum agree with the shape.
     members = _members(small)
     metadata = json.loads(members["metadata.json"])
-    metadata["arrays"]["coefs_.0"]["shape"] = shape
+    metadata["arrays"]["coefs_.0"].update(
+        shape=shape, sha256=hashlib.sha256(b"").hexdigest())
     members["metadata.json"] = json.dumps(metadata).encode()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": tuple(shape)})
+    members["coefs_.0.npy"] = header.getvalue()
     with pytest.raises(ModelFileError):
         fastbp.load(io.BytesIO(_zip(members)))
 
