@@ -456,7 +456,7 @@ def _load_zip(zf, size, max_bytes):
     members = {}
     for info in infos:
         if info.filename in members:
-            raise ModelFileError("the member %r appears twice." % info.filename)
+            raise ModelFileError("the member %r appears twice." % info.filename[:100])
         members[info.filename] = info
         _check_member(info, size)
     if _METADATA not in members:
@@ -570,7 +570,8 @@ _JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 def _check_depth(text):
     """Refuse JSON nested deeper than _MAX_JSON_DEPTH, before the parser recurses."""
-    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text)))
+    text = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
+    brackets = _JSON_NOT_BRACKET.sub("", text)
     if not brackets:
         return
     codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
@@ -952,7 +953,8 @@ def _build(cls, metadata, reader):
     fitted = cls._fitted_attributes
     unknown = sorted(set(attributes) - set(fitted))
     if unknown:
-        raise ModelFileError("unknown attributes %s." % [name[:100] for name in unknown[:5]])
+        raise ModelFileError("unknown attributes %s."
+                             % [name[:100] for name in unknown[:5]])
     for name in fitted:
         if name not in attributes:
             continue
