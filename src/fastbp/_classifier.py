@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import validate_data
 
 from ._base import NETWORK_ATTRIBUTES, BaseBP
+from ._persist import register
 
 _MULTILABEL = "multilabel-indicator"
 
@@ -523,3 +524,6 @@ class BPClassifier(ClassifierMixin, BaseBP):
         binarizer.y_type_ = y_type
         binarizer.sparse_input_ = False
         self._label_binarizer = binarizer
+
+
+register(BPClassifier)

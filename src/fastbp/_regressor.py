@@ -12,6 +12,7 @@ from sklearn.utils.validation import validate_data
 
 from ._base import BaseBP
 from ._enums import REGRESSION_OUTPUTS
+from ._persist import register
 
 
 class BPRegressor(RegressorMixin, BaseBP):
@@ -421,3 +422,6 @@ def r2(y, y_pred, sample_weight):
     scores[valid] = 1 - residual[valid] / total[valid]
     scores[(residual != 0) & (total == 0)] = 0.0
     return float(scores.mean())
+
+
+register(BPRegressor)
