@@ -29,8 +29,15 @@ Design
 - With ``n_threads > 1`` each thread runs its share of a batch's rows, then sums
   the gradients of its slice of the parameters in thread order and applies the
   step to it: results depend on the thread count, never on timing.
-- Between minibatches the main thread polls for signals a few times a second, so
-  Ctrl-C stops a long epoch; the estimator then rolls back to the last epoch.
+- Between minibatches (and between row blocks of ``predict`` and ``loss_grad``)
+  the main thread polls for signals a few times a second, so Ctrl-C stops a long
+  call: the handler's exception propagates through ``except -1`` helpers, and the
+  estimator then rolls back to the last epoch.
+- What a loop without the GIL trusts to index memory (CSR structure, row orders)
+  is a private copy, validated after it was taken: no other thread, and no signal
+  handler run by a poll, can change it under the loop.
+- At most ``MAX_THREADS`` threads share a batch; ``max_threads()`` caps OpenMP's
+  budget to it. Without OpenMP the module builds serial and ``max_threads()`` is 1.
 """
 
 import threading
@@ -39,7 +46,6 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
-cimport openmp
 from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
@@ -68,6 +74,23 @@ cpdef enum Loss:
 cpdef enum Solver:
     SGD = 0
     ADAM = 1
+
+
+# The most threads a Trainer splits a batch over; OpenMP budgets above it are
+# capped, never refused.
+MAX_THREADS = 256
+
+# OpenMP's budget, or 1 in a serial build (compiled without OpenMP).
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastbp_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastbp_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    int fastbp_omp_max_threads() noexcept nogil
 
 
 # --------------------------------------------------------------------------
@@ -112,7 +135,9 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         if activation == RELU:
             for j in range(n_cols):
                 v = row[j] + intercept[j]
-                row[j] = v if v > 0 else 0
+                # A select (so the loop vectorizes) that keeps NaN, as
+                # np.maximum(v, 0) does: NaN < 0 is false.
+                row[j] = 0 if v < 0 else v
         elif activation == TANH:
             for j in range(n_cols):
                 if floating is float:
@@ -159,8 +184,9 @@ cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t 
     cdef Py_ssize_t i
     if activation == RELU:
         for i in range(size):
-            # A select rather than a branch, so the loop vectorizes.
-            delta[i] = delta[i] if a[i] > 0 else 0
+            # A select rather than a branch, so the loop vectorizes; a is never
+            # negative, and a NaN unit keeps its delta, as in scikit-learn.
+            delta[i] = 0 if a[i] == 0 else delta[i]
     elif activation == TANH:
         for i in range(size):
             delta[i] *= 1 - a[i] * a[i]
@@ -331,7 +357,8 @@ cdef class Rows:
 
     ``Rows(X)`` for a dense array; ``Rows.csr(data, indices, indptr, n_features)``
     for CSR parts. The constructor checks everything the kernels rely on, so no
-    row or column index can point outside the arrays.
+    row or column index can point outside the arrays. A ``Rows`` is initialised
+    once and never changes: a call in progress relies on it.
     """
 
     cdef Input c
@@ -340,6 +367,8 @@ cdef class Rows:
     cdef object keep
 
     def __init__(self, X):
+        if self.keep is not None:
+            raise TypeError("Rows are initialised once")
         if isinstance(X, Rows):
             self.c = (<Rows> X).c
             self.sparse = (<Rows> X).sparse
@@ -363,11 +392,20 @@ cdef class Rows:
 
     @staticmethod
     def csr(data, indices, indptr, Py_ssize_t n_features):
-        """Rows over CSR parts; indices and indptr are converted to intp."""
+        """Rows over CSR parts.
+
+        ``indices`` and ``indptr`` are always copied (as intp) into arrays the
+        ``Rows`` owns, and the copies are what is checked and what the kernels
+        read: nothing the caller does to its arrays afterwards, or from another
+        thread meanwhile, can send a kernel outside X. ``data`` is read in place
+        (made C-contiguous if it is not): its values only ever scale rows, so a
+        change shows in the results but cannot reach outside any array, and not
+        copying it keeps the memory of a large sparse X single.
+        """
         cdef Rows self = Rows.__new__(Rows)
         data = np.ascontiguousarray(data)
-        indices = np.ascontiguousarray(indices, dtype=np.intp)
-        indptr = np.ascontiguousarray(indptr, dtype=np.intp)
+        indices = np.array(indices, dtype=np.intp, order="C", copy=True)
+        indptr = np.array(indptr, dtype=np.intp, order="C", copy=True)
         if data.ndim != 1 or data.dtype not in (np.float32, np.float64):
             raise TypeError("CSR data must be a 1-D float32 or float64 array")
         if (indices.ndim != 1 or indptr.ndim != 1 or indptr.shape[0] < 1
@@ -601,7 +639,7 @@ cdef class Trainer:
     max_batch : int
         The largest number of rows a block will hold.
     n_threads : int, default=1
-        Threads that share each minibatch: thread t runs the forward and
+        Threads that share each minibatch, at most ``MAX_THREADS``: thread t runs the forward and
         backward pass of rows ``[t*nb/T, (t+1)*nb/T)`` of the batch with its own
         workspace, and the gradients are summed in thread order, so results are
         bitwise reproducible for a given ``n_threads``. BLAS should run on one
@@ -650,10 +688,13 @@ cdef class Trainer:
                  double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1):
         cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
         cdef Py_ssize_t T = n_threads
+        if self.units != NULL:
+            # Its tables may be in use by a call that a signal handler interrupts.
+            raise TypeError("a Trainer is initialised once")
         if L < 1 or len(intercepts) != L or max_batch < 1:
             raise ValueError("Trainer needs at least one layer and max_batch >= 1")
-        if not 1 <= n_threads <= 256:
-            raise ValueError("n_threads must be in [1, 256]")
+        if not 1 <= n_threads <= MAX_THREADS:
+            raise ValueError("n_threads must be in [1, %d] (MAX_THREADS)" % MAX_THREADS)
         dtype = np.dtype(coefs[0].dtype)
         if dtype != np.float32 and dtype != np.float64:
             raise TypeError("Trainer works on float32 or float64 parameters")
@@ -843,29 +884,51 @@ cdef double _params_sum_squares(Trainer tr, floating* dummy, double* intercept_s
 # Signals: Ctrl-C inside a long epoch
 # --------------------------------------------------------------------------
 
-cdef list _pending = []
+# The time of the last poll, and whether this call polls at all (only the main
+# thread runs signal handlers; elsewhere a poll would cost a GIL round trip for
+# nothing).
+cdef struct Poll:
+    bint enabled
+    double last
 
 
-cdef int _signal_raised() noexcept with gil:
-    """Run Python's signal handlers; keep what they raise for the caller."""
-    try:
-        PyErr_CheckSignals()
-    except BaseException as exc:
-        _pending.append(exc)
-        return 1
+cdef int _check_signals() except -1 with gil:
+    """Run Python's signal handlers; an exception one raises (Ctrl-C) propagates."""
+    PyErr_CheckSignals()
     return 0
 
 
 cdef inline double _now() noexcept nogil:
+    """Seconds on the monotonic clock."""
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
-cdef object _raise_pending():
-    exc = _pending.pop()
-    del _pending[:]
-    raise exc
+cdef inline Poll _start_polling(bint enabled) noexcept nogil:
+    cdef Poll poll
+    poll.enabled = enabled
+    poll.last = _now() if enabled else 0.0
+    return poll
+
+
+cdef inline int _poll(Poll* poll) except -1 nogil:
+    """Check for signals if 50 ms have passed since the last check: a check costs
+    a GIL round trip, so it happens a few times a second."""
+    cdef double now
+    if poll.enabled:
+        now = _now()
+        if now - poll.last > 0.05:
+            poll.last = now
+            _check_signals()
+    return 0
+
+
+cdef bint _in_main_thread():
+    return threading.get_ident() == _MAIN_THREAD_ID
+
+
+_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 # --------------------------------------------------------------------------
@@ -976,14 +1039,15 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
                     const floating* sample_weight, double weight_scale,
                     const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch_size,
                     double lr, Py_ssize_t* adam_t, double* loss_out,
-                    double* coef_sq, double* intercept_sq) noexcept nogil:
+                    double* coef_sq, double* intercept_sq) except -1 nogil:
     """One pass over the rows order[:n] of x (rows 0..n-1 if order is NULL).
 
     Each batch: gather, forward, output delta, backward, update. The L2 term of
     a batch uses the weights it started from, as scikit-learn does. A batch's
     gradients are divided by n_batch * weight_scale (the mean sample weight), so
     weighted minibatches estimate the weighted full-batch gradient without bias.
-    Returns 1 if a signal handler raised (the epoch stops between batches).
+    Returns 0, or -1 with the exception set if a signal handler raised (the
+    epoch stops between batches).
     """
     cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0
     cdef Py_ssize_t n_outputs = tr.units[L], last
@@ -992,8 +1056,8 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     cdef floating** act = <floating**> tr.act
     cdef const Py_ssize_t* rows = NULL
     cdef double total = 0.0, wsq, isq = 0.0
-    cdef double alpha = tr.alpha, last_poll = 0.0, now
-    cdef int status = 0
+    cdef double alpha = tr.alpha
+    cdef Poll poll = _start_polling(tr.poll_signals)
     cdef Py_ssize_t t
     cdef Step opt
     opt.solver = tr.solver
@@ -1005,8 +1069,6 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     opt.beta_2 = tr.beta_2
     opt.epsilon = tr.epsilon
 
-    if tr.poll_signals:
-        last_poll = _now()
     wsq = _params_sum_squares(tr, act[L], &isq)
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
@@ -1028,18 +1090,12 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
             # The next batch's L2 term; without L2 it is only needed at the end.
             wsq = _params_sum_squares(tr, act[L], &isq)
         start += nb
-        if tr.poll_signals and start < n:
-            # Polling costs a GIL round trip, so it happens a few times a second.
-            now = _now()
-            if now - last_poll > 0.05:
-                last_poll = now
-                if _signal_raised():
-                    status = 1
-                    break
+        if start < n:
+            _poll(&poll)
     loss_out[0] = total
     coef_sq[0] = _params_sum_squares(tr, act[L], &isq)
     intercept_sq[0] = isq
-    if status == 0 and n > 0:
+    if n > 0:
         # The last update may have made the weights finite but too large for the
         # dtype to carry through the layers (float32 overflows first). The first
         # rows of the last batch, forwarded once more, show it: report that as
@@ -1050,7 +1106,7 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
                  start - nb, last, act)
         if not _all_finite(act[L], last * n_outputs):
             coef_sq[0] = INFINITY
-    return status
+    return 0
 
 
 cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
@@ -1075,7 +1131,8 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
     accumulated loss), the sums of squared weights and intercepts after the epoch
     (non-finite if training diverged) and the Adam step count. A signal handler
     that raises (Ctrl-C) stops the epoch between batches and its exception
-    propagates, with the parameters part-way through the epoch.
+    propagates, with the parameters part-way through the epoch. ``order`` is
+    copied before it is checked and used.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t n, k, n_rows = rows.c.n_rows
@@ -1083,7 +1140,7 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef const Py_ssize_t* order_ptr = NULL
     cdef const floating[::1] sw_view
     cdef const floating* sw
-    cdef int status
+    cdef Py_ssize_t* order_copy = NULL
     if (rows.single != trainer.single
             or _is_single(<floating*> NULL) != trainer.single):
         raise TypeError("X, Y and the parameters must share one dtype")
@@ -1104,20 +1161,25 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
             raise ValueError("sample_weight does not have one value per row of X")
         if n_rows > 0:
             sw = &sw_view[0]
-    if gather:
-        n = order.shape[0]
+    n = order.shape[0] if gather else n_rows
+    if gather and n > 0:
+        # The epoch reads a private copy of the order, checked after it was
+        # taken, so the caller cannot move a row index out of range under it.
+        order_copy = <Py_ssize_t*> malloc(n * sizeof(Py_ssize_t))
+        if order_copy == NULL:
+            raise MemoryError()
+        memcpy(order_copy, &order[0], n * sizeof(Py_ssize_t))
         for k in range(n):
-            if not 0 <= order[k] < n_rows:
+            if not 0 <= order_copy[k] < n_rows:
+                free(order_copy)
                 raise ValueError("order holds a row index out of range")
-        if n > 0:
-            order_ptr = &order[0]
-    else:
-        n = n_rows
-    with nogil:
-        status = _run_epoch(trainer, &rows.c, _first(Y), sw, weight_scale, order_ptr,
-                            n, batch_size, learning_rate, &adam_t, &total, &wsq, &isq)
-    if status:
-        _raise_pending()
+        order_ptr = order_copy
+    try:
+        with nogil:
+            _run_epoch(trainer, &rows.c, _first(Y), sw, weight_scale, order_ptr, n,
+                       batch_size, learning_rate, &adam_t, &total, &wsq, &isq)
+    finally:
+        free(order_copy)
     return total, wsq, isq, adam_t
 
 
@@ -1129,6 +1191,8 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     weights); grad_out holds ``[dW_0.ravel(), ..., dW_{L-1}.ravel(), db_0, ...,
     db_{L-1}]``, each scaled as scikit-learn scales it. Rows are processed in
     blocks of ``max_batch`` and the gradients summed, so memory stays bounded.
+    A signal handler that raises (Ctrl-C) stops it between blocks, and its
+    exception propagates.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t L = trainer.n_layers, n = rows.c.n_rows, start, nb, l, k, off
@@ -1145,6 +1209,7 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef const floating[::1] sw_view
     cdef const floating* sw
     cdef floating alpha = <floating> trainer.alpha, denom
+    cdef Poll poll = _start_polling(_in_main_thread())
     if rows.single != trainer.single or _is_single(<floating*> NULL) != trainer.single:
         raise TypeError("X, Y and the parameters must share one dtype")
     n_outputs = trainer.units[L]
@@ -1182,29 +1247,33 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     for l in range(L):
         ig[l] = &grad_out[off]
         off += trainer.units[l + 1]
-    with nogil:
-        start = 0
-        while start < n:
-            nb = trainer.chunk if start + trainer.chunk <= n else n - start
-            a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
-            _forward(L, trainer.units, coef, <floating**> trainer.intercept,
-                     trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
-                     start, nb, act)
-            total += _loss_and_delta(act[L], _first(Y), sw, NULL, start, nb,
-                                     n_outputs, trainer.loss, delta[L - 1])
-            _backward(L, trainer.units, coef, trainer.activation, &rows.c, a0, NULL,
-                      start, act, delta, nb, cg, ig, start > 0)
-            start += nb
-        wsq = _params_sum_squares(trainer, act[L], &isq)
-        for l in range(L):
-            g = cg[l]
-            w = coef[l]
-            for k in range(trainer.units[l] * trainer.units[l + 1]):
-                g[k] = (g[k] + alpha * w[k]) / denom
-            g = ig[l]
-            for k in range(trainer.units[l + 1]):
-                g[k] = g[k] / denom
-    free(cg)
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                nb = trainer.chunk if start + trainer.chunk <= n else n - start
+                a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
+                _forward(L, trainer.units, coef, <floating**> trainer.intercept,
+                         trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
+                         start, nb, act)
+                total += _loss_and_delta(act[L], _first(Y), sw, NULL, start, nb,
+                                         n_outputs, trainer.loss, delta[L - 1])
+                _backward(L, trainer.units, coef, trainer.activation, &rows.c, a0,
+                          NULL, start, act, delta, nb, cg, ig, start > 0)
+                start += nb
+                if start < n:
+                    _poll(&poll)
+            wsq = _params_sum_squares(trainer, act[L], &isq)
+            for l in range(L):
+                g = cg[l]
+                w = coef[l]
+                for k in range(trainer.units[l] * trainer.units[l + 1]):
+                    g[k] = (g[k] + alpha * w[k]) / denom
+                g = ig[l]
+                for k in range(trainer.units[l + 1]):
+                    g[k] = g[k] / denom
+    finally:
+        free(cg)
     return (total + 0.5 * trainer.alpha * wsq) / weight_sum
 
 
@@ -1216,8 +1285,9 @@ cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
 
 
 def max_threads():
-    """OpenMP's thread budget (OMP_NUM_THREADS, threadpoolctl limits)."""
-    return openmp.omp_get_max_threads()
+    """OpenMP's thread budget (OMP_NUM_THREADS, threadpoolctl limits), capped to
+    ``MAX_THREADS``; 1 in a build without OpenMP."""
+    return max(1, min(fastbp_omp_max_threads(), MAX_THREADS))
 
 
 # --------------------------------------------------------------------------
@@ -1228,7 +1298,9 @@ def predict(object X, list coefs, list intercepts, int activation,
             int out_activation, floating[:, ::1] out):
     """out = forward(X) through the given layers, in row blocks, GIL released.
 
-    X is an array or a ``Rows`` (dense or CSR) of out's dtype.
+    X is an array or a ``Rows`` (dense or CSR) of out's dtype. A signal handler
+    that raises (Ctrl-C) stops it between blocks, and its exception propagates;
+    out is then filled part-way.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block, start, nb
@@ -1240,10 +1312,15 @@ def predict(object X, list coefs, list intercepts, int activation,
     cdef const floating* a0
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
+    cdef Poll poll = _start_polling(_in_main_thread())
     if L < 1 or len(intercepts) != L:
         raise ValueError("predict needs at least one layer")
     if rows.single != _is_single(<floating*> NULL):
         raise TypeError("X and out must share one dtype")
+    # Our own lists hold every layer's array for the whole call, whatever
+    # happens to the caller's lists meanwhile.
+    coefs = list(coefs)
+    intercepts = list(intercepts)
     units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
     table = <floating**> malloc((3 * L + 1) * sizeof(floating*))
     if units == NULL or table == NULL:
@@ -1282,17 +1359,21 @@ def predict(object X, list coefs, list intercepts, int activation,
         free(table)
         raise MemoryError()
     bufs = table + 2 * L
-    with nogil:
-        start = 0
-        while start < n:
-            nb = block if start + block <= n else n - start
-            for l in range(1, L):
-                bufs[l] = work + (l % 2) * block * widest
-            bufs[L] = &out[start, 0]
-            a0 = _dense_block(&rows.c, <floating*> NULL, NULL, start, nb)
-            _forward(L, units, table, table + L, activation, out_activation,
-                     &rows.c, a0, NULL, start, nb, bufs)
-            start += nb
-    free(work)
-    free(units)
-    free(table)
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                nb = block if start + block <= n else n - start
+                for l in range(1, L):
+                    bufs[l] = work + (l % 2) * block * widest
+                bufs[L] = &out[start, 0]
+                a0 = _dense_block(&rows.c, <floating*> NULL, NULL, start, nb)
+                _forward(L, units, table, table + L, activation, out_activation,
+                         &rows.c, a0, NULL, start, nb, bufs)
+                start += nb
+                if start < n:
+                    _poll(&poll)
+    finally:
+        free(work)
+        free(units)
+        free(table)
