@@ -80,17 +80,24 @@ cpdef enum Solver:
 # capped, never refused.
 MAX_THREADS = 256
 
-# OpenMP's budget, or 1 in a serial build (compiled without OpenMP).
+# OpenMP's budget, or 1 in a serial build (compiled without OpenMP): the one
+# place that needs OpenMP's header, so the module builds without it.
 cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
+    #define FASTBP_OPENMP 1
     static int fastbp_omp_max_threads(void) { return omp_get_max_threads(); }
     #else
+    #define FASTBP_OPENMP 0
     static int fastbp_omp_max_threads(void) { return 1; }
     #endif
     """
+    const int FASTBP_OPENMP
     int fastbp_omp_max_threads() noexcept nogil
+
+# Whether this build runs threads at all (False: a serial build).
+OPENMP = bool(FASTBP_OPENMP)
 
 
 # --------------------------------------------------------------------------
