@@ -101,6 +101,122 @@ OPENMP = bool(FASTBP_OPENMP)
 
 
 # --------------------------------------------------------------------------
+# What the kernels pass around
+# --------------------------------------------------------------------------
+# Structs are not fused, so they hold untyped pointers; each kernel casts them
+# to its own ``floating``, which a typed argument (a buffer, or a NULL
+# ``dtype_marker``) selects.
+
+cdef struct Input:
+    const void* dense             # (n_rows, n_features) row-major, or NULL if CSR
+    const void* data              # CSR values
+    const Py_ssize_t* indices     # CSR column of each value
+    const Py_ssize_t* indptr      # CSR row starts, n_rows + 1
+    Py_ssize_t n_rows
+    Py_ssize_t n_features
+
+
+# One block of rows of X: rows row_idx[i], or start + i when row_idx is NULL,
+# for i < n_rows. a0 is the block as a dense matrix (a slice of X or a gather),
+# or NULL when X is CSR and the first layer reads the sparse rows.
+cdef struct Block:
+    const Input* x
+    const void* a0
+    const Py_ssize_t* row_idx
+    Py_ssize_t start
+    Py_ssize_t n_rows
+
+
+# What one thread needs to run its share of a batch, without the GIL.
+cdef struct Net:
+    Py_ssize_t n_layers
+    Py_ssize_t n_threads
+    const Py_ssize_t* units
+    void** coef
+    void** intercept
+    void** act
+    void** delta
+    void** coef_grad
+    void** intercept_grad
+    void** moment_1
+    void** moment_2
+    int activation
+    int out_activation
+    int loss
+
+
+# One optimizer step's settings, shared by the threads that apply it.
+cdef struct Step:
+    int solver
+    double scale        # gradients are divided by it: n_batch * mean weight
+    double lr           # SGD's rate, or Adam's bias-corrected step
+    double alpha
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+
+
+# What an epoch reports; adam_t goes in as the step count so far.
+cdef struct EpochResult:
+    double loss          # sum over batches of batch_loss * n_batch
+    double coef_sq       # sum of squared weights after the epoch (inf: diverged)
+    double intercept_sq
+    Py_ssize_t adam_t
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    """exp in the argument's precision."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    """sqrt in the argument's precision."""
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
+    """Whether this specialization is float32; the marker only picks it."""
+    if floating is float:
+        return True
+    else:
+        return False
+
+
+cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    """Whether every x[k] is finite."""
+    cdef Py_ssize_t k
+    cdef double s = 0.0
+    for k in range(size):
+        s += x[k] * 0
+    # x * 0 is 0 for finite x and NaN for inf or NaN, so one sum tells.
+    return s == 0
+
+
+cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
+    """Address of a[0, 0], or NULL for an array without elements."""
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
+
+
+cdef inline Py_ssize_t _row(const Block* block, Py_ssize_t i) noexcept nogil:
+    """The row of X that row i of the block is."""
+    return block.row_idx[i] if block.row_idx != NULL else block.start + i
+
+
+# --------------------------------------------------------------------------
 # BLAS
 # --------------------------------------------------------------------------
 
@@ -123,13 +239,6 @@ cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 # --------------------------------------------------------------------------
 # Activations, each beside its derivative
 # --------------------------------------------------------------------------
-
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
 
 cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_rows,
                          Py_ssize_t n_cols, int activation) noexcept nogil:
@@ -231,9 +340,9 @@ cdef inline floating _clip_probability(floating p) noexcept nogil:
 
 
 cdef double _loss_and_delta(const floating* pred, const floating* y,
-                            const floating* sample_weight, const Py_ssize_t* rows,
-                            Py_ssize_t start, Py_ssize_t n_rows, Py_ssize_t n_outputs,
-                            int loss, floating* delta_out) noexcept nogil:
+                            const floating* sample_weight, const Block* block,
+                            Py_ssize_t n_outputs, int loss,
+                            floating* delta_out) noexcept nogil:
     """Return sum_i w_i loss_i and write delta = w_i * dloss/dz = w_i (pred - y).
 
     squared error:   loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
@@ -244,11 +353,10 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
                      as in scikit-learn.
     For both log losses p is pred clipped to [eps, 1 - eps] in pred's dtype; the
     delta uses pred itself (the gradient of the unclipped loss, as scikit-learn
-    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row r of
-    y and sample_weight, r = rows[i] (or start + i if rows is NULL); no weights
-    is w = 1.
+    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row
+    r = _row(block, i) of y and sample_weight; no weights is w = 1.
     """
-    cdef Py_ssize_t i, j, r
+    cdef Py_ssize_t i, j, r, n_rows = block.n_rows
     cdef double total = 0.0, row_total, d, t
     cdef floating w, p
     cdef const floating* y_row
@@ -256,7 +364,7 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
     cdef bint binary = loss == BINARY_LOG_LOSS or (loss == LOG_LOSS and n_outputs == 1)
     cdef bint squared = loss != POISSON and loss != LOG_LOSS and loss != BINARY_LOG_LOSS
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         y_row = y + r * n_outputs
         d_row = delta_out + i * n_outputs
         row_total = 0.0
@@ -293,43 +401,34 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
 # Input rows: dense row-major, or CSR
 # --------------------------------------------------------------------------
 
-cdef struct Input:
-    const void* dense             # (n_rows, n_features) row-major, or NULL if CSR
-    const void* data              # CSR values
-    const Py_ssize_t* indices     # CSR column of each value
-    const Py_ssize_t* indptr      # CSR row starts, n_rows + 1
-    Py_ssize_t n_rows
-    Py_ssize_t n_features
-
-
-cdef const floating* _dense_block(const Input* x, floating* gathered,
-                                  const Py_ssize_t* rows, Py_ssize_t start,
-                                  Py_ssize_t n_rows) noexcept nogil:
-    """The block's rows as a contiguous matrix: a slice of X or a gather; NULL
-    for CSR input, whose first layer is computed straight from the sparse rows."""
-    cdef Py_ssize_t i, nf = x.n_features
-    cdef const floating* dense = <const floating*> x.dense
+cdef const floating* _dense_block(const Block* block,
+                                  floating* gathered) noexcept nogil:
+    """The block's rows as a contiguous matrix: a slice of X or a gather into
+    gathered (n_rows, n_features); NULL for CSR input, whose first layer is
+    computed straight from the sparse rows."""
+    cdef Py_ssize_t i, nf = block.x.n_features
+    cdef const floating* dense = <const floating*> block.x.dense
     if dense == NULL:
         return NULL
-    if rows == NULL:
-        return dense + start * nf
-    for i in range(n_rows):
-        memcpy(gathered + i * nf, dense + rows[i] * nf, nf * sizeof(floating))
+    if block.row_idx == NULL:
+        return dense + block.start * nf
+    for i in range(block.n_rows):
+        memcpy(gathered + i * nf, dense + block.row_idx[i] * nf, nf * sizeof(floating))
     return gathered
 
 
-cdef void _sparse_dot(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
-                      Py_ssize_t n_rows, const floating* coef, Py_ssize_t n_out,
+cdef void _sparse_dot(const Block* block, const floating* coef, Py_ssize_t n_out,
                       floating* z_out) noexcept nogil:
     """z_out = X[block] @ coef for CSR X. coef: (n_features, n_out)."""
-    cdef Py_ssize_t i, p, j, r
+    cdef Py_ssize_t i, p, j, r, n_rows = block.n_rows
+    cdef const Input* x = block.x
     cdef const floating* data = <const floating*> x.data
     cdef const floating* w_row
     cdef floating* z_row
     cdef floating v
     memset(z_out, 0, n_rows * n_out * sizeof(floating))
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         z_row = z_out + i * n_out
         for p in range(x.indptr[r], x.indptr[r + 1]):
             v = data[p]
@@ -338,11 +437,11 @@ cdef void _sparse_dot(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
                 z_row[j] += v * w_row[j]
 
 
-cdef void _sparse_grad(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
-                       Py_ssize_t n_rows, const floating* delta, Py_ssize_t n_out,
+cdef void _sparse_grad(const Block* block, const floating* delta, Py_ssize_t n_out,
                        floating* grad, bint accumulate) noexcept nogil:
     """grad (+)= X[block].T @ delta for CSR X. grad: (n_features, n_out)."""
-    cdef Py_ssize_t i, p, j, r
+    cdef Py_ssize_t i, p, j, r, n_rows = block.n_rows
+    cdef const Input* x = block.x
     cdef const floating* data = <const floating*> x.data
     cdef const floating* d_row
     cdef floating* g_row
@@ -350,7 +449,7 @@ cdef void _sparse_grad(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
     if not accumulate:
         memset(grad, 0, x.n_features * n_out * sizeof(floating))
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         d_row = delta + i * n_out
         for p in range(x.indptr[r], x.indptr[r + 1]):
             v = data[p]
@@ -448,6 +547,7 @@ cdef class Rows:
 
 
 cdef Rows _as_rows(object X):
+    """X itself if it is a ``Rows``, else a ``Rows`` over the dense array X."""
     return X if isinstance(X, Rows) else Rows(X)
 
 
@@ -455,45 +555,47 @@ cdef Rows _as_rows(object X):
 # The network: forward and backward over one block of rows
 # --------------------------------------------------------------------------
 
-cdef void _forward(Py_ssize_t n_layers, const Py_ssize_t* units,
-                   floating** coef, floating** intercept, int activation,
-                   int out_activation, const Input* x, const floating* a0,
-                   const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t n_rows,
+cdef void _forward(const Net* net, const Block* block,
                    floating** act_out) noexcept nogil:
     """act_out[l + 1] = act(act_out[l] @ coef[l] + intercept[l]), act_out[0] = a0.
 
-    a0 is the block as a dense matrix, or NULL when x is CSR (then the first
-    layer reads rows[i] or start + i of x). act_out[l]: (n_rows, units[l]).
+    a0 is block.a0, or the CSR rows of the block when that is NULL.
+    act_out[l]: (n_rows, units[l]); act_out[0] is not read.
     """
-    cdef Py_ssize_t l
+    cdef Py_ssize_t l, n_layers = net.n_layers, n_rows = block.n_rows
+    cdef const Py_ssize_t* units = net.units
+    cdef floating** coef = <floating**> net.coef
+    cdef floating** intercept = <floating**> net.intercept
+    cdef const floating* a0 = <const floating*> block.a0
     cdef const floating* a_prev = a0
     cdef floating* z
     for l in range(n_layers):
         z = act_out[l + 1]
         if l == 0 and a0 == NULL:
-            _sparse_dot(x, rows, start, n_rows, coef[0], units[1], z)
+            _sparse_dot(block, coef[0], units[1], z)
         else:
             _gemm(False, False, <int> n_rows, <int> units[l + 1], <int> units[l],
                   <floating> 1, a_prev, <int> units[l], coef[l], <int> units[l + 1],
                   <floating> 0, z, <int> units[l + 1])
         _bias_activate(z, intercept[l], n_rows, units[l + 1],
-                       activation if l + 1 < n_layers else out_activation)
+                       net.activation if l + 1 < n_layers else net.out_activation)
         a_prev = z
 
 
-cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
-                    floating** coef, int activation, const Input* x,
-                    const floating* a0, const Py_ssize_t* rows, Py_ssize_t start,
-                    floating** act, floating** delta, Py_ssize_t n_rows,
-                    floating** coef_grad, floating** intercept_grad,
+cdef void _backward(const Net* net, const Block* block, floating** act,
+                    floating** delta, floating** coef_grad, floating** intercept_grad,
                     bint accumulate) noexcept nogil:
     """Backpropagate delta[n_layers - 1] (the output delta) to raw gradients.
 
     coef_grad[l] (+)= a_prev.T @ delta[l]; intercept_grad[l] (+)= sum_rows delta[l];
-    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). With a0 NULL the first
-    layer's input is the CSR block of x.
+    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). The first layer's
+    input is block.a0, or the CSR rows of the block when that is NULL.
     """
-    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef Py_ssize_t l, i, j, n_in, n_out, n_layers = net.n_layers
+    cdef Py_ssize_t n_rows = block.n_rows
+    cdef const Py_ssize_t* units = net.units
+    cdef floating** coef = <floating**> net.coef
+    cdef const floating* a0 = <const floating*> block.a0
     cdef const floating* a_prev
     cdef floating* d
     cdef floating* gb
@@ -502,7 +604,7 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
         n_out = units[l + 1]
         d = delta[l]
         if l == 0 and a0 == NULL:
-            _sparse_grad(x, rows, start, n_rows, d, n_out, coef_grad[0], accumulate)
+            _sparse_grad(block, d, n_out, coef_grad[0], accumulate)
         else:
             a_prev = a0 if l == 0 else act[l]
             _gemm(True, False, <int> n_in, <int> n_out, <int> n_rows, <floating> 1,
@@ -519,7 +621,7 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
             _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
                   d, <int> n_out, coef[l], <int> n_out, <floating> 0,
                   delta[l - 1], <int> n_in)
-            _activation_derivative(delta[l - 1], act[l], n_rows * n_in, activation)
+            _activation_derivative(delta[l - 1], act[l], n_rows * n_in, net.activation)
 
 
 # --------------------------------------------------------------------------
@@ -527,14 +629,17 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
 # --------------------------------------------------------------------------
 
 cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
-                      Py_ssize_t size, double alpha, double scale, double lr,
-                      double momentum, bint nesterov) noexcept nogil:
-    """g = (grad + alpha*param) / scale; v = mu*v - lr*g; param += v (or nesterov)."""
+                      Py_ssize_t size, double alpha, const Step* step) noexcept nogil:
+    """g = (grad + alpha*param) / scale; v = mu*v - lr*g; param += v (or nesterov).
+
+    All of (size,); scale, lr, mu and nesterov come from step. alpha is the
+    step's for weights and 0 for intercepts.
+    """
     cdef Py_ssize_t k
     cdef floating g, v
-    cdef floating a = <floating> alpha, lr_ = <floating> lr, mu = <floating> momentum
-    cdef floating inv = <floating> scale
-    if nesterov:
+    cdef floating a = <floating> alpha, lr_ = <floating> step.lr
+    cdef floating mu = <floating> step.momentum, inv = <floating> step.scale
+    if step.nesterov:
         for k in range(size):
             g = (grad[k] + a * param[k]) / inv
             v = mu * velocity[k] - lr_ * g
@@ -549,19 +654,20 @@ cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
 
 
 cdef void _adam_update(floating* param, const floating* grad, floating* m,
-                       floating* v, Py_ssize_t size, double alpha, double scale,
-                       double lr, double beta_1, double beta_2,
-                       double epsilon) noexcept nogil:
+                       floating* v, Py_ssize_t size, double alpha,
+                       const Step* step) noexcept nogil:
     """g = (grad + alpha*param) / scale; Adam moments; param -= lr m / (sqrt(v)+eps).
 
-    lr is the bias-corrected step of this update.
+    All of (size,); step.lr is the bias-corrected step of this update. alpha is
+    the step's for weights and 0 for intercepts.
     """
     cdef Py_ssize_t k
     cdef floating g, mk, vk
-    cdef floating a = <floating> alpha, inv = <floating> scale
-    cdef floating b1 = <floating> beta_1, b2 = <floating> beta_2
-    cdef floating c1 = <floating> (1.0 - beta_1), c2 = <floating> (1.0 - beta_2)
-    cdef floating neg_lr = <floating> (-lr), eps = <floating> epsilon
+    cdef floating a = <floating> alpha, inv = <floating> step.scale
+    cdef floating b1 = <floating> step.beta_1, b2 = <floating> step.beta_2
+    cdef floating c1 = <floating> (1.0 - step.beta_1)
+    cdef floating c2 = <floating> (1.0 - step.beta_2)
+    cdef floating neg_lr = <floating> (-step.lr), eps = <floating> step.epsilon
     for k in range(size):
         g = (grad[k] + a * param[k]) / inv
         mk = b1 * m[k] + c1 * g
@@ -569,13 +675,6 @@ cdef void _adam_update(floating* param, const floating* grad, floating* m,
         m[k] = mk
         v[k] = vk
         param[k] += neg_lr * mk / (_sqrt(vk) + eps)
-
-
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
@@ -595,37 +694,6 @@ cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
 # --------------------------------------------------------------------------
 # Trainer: pointer tables over the estimator's arrays, and the workspaces
 # --------------------------------------------------------------------------
-
-# What one thread needs to run its share of a batch, without the GIL.
-cdef struct Net:
-    Py_ssize_t n_layers
-    Py_ssize_t n_threads
-    const Py_ssize_t* units
-    void** coef
-    void** intercept
-    void** act
-    void** delta
-    void** coef_grad
-    void** intercept_grad
-    void** moment_1
-    void** moment_2
-    int activation
-    int out_activation
-    int loss
-
-
-# One optimizer step's settings, shared by the threads that apply it.
-cdef struct Step:
-    int solver
-    double scale        # gradients are divided by it: n_batch * mean weight
-    double lr           # SGD's rate, or Adam's bias-corrected step
-    double alpha
-    double momentum
-    bint nesterov
-    double beta_1
-    double beta_2
-    double epsilon
-
 
 cdef void* _address(object array) except NULL:
     """Address of the first element of a validated C-contiguous array."""
@@ -829,6 +897,7 @@ cdef class Trainer:
             self._copy(False)
 
     cdef void _copy(self, bint save) noexcept nogil:
+        """Parameters, then each moment, to (save) or from the snapshot buffer."""
         cdef Py_ssize_t L = self.n_layers, l, k, size, offset = 0
         cdef Py_ssize_t itemsize = 4 if self.single else 8
         cdef char* saved = <char*> self.saved
@@ -870,14 +939,9 @@ cdef class Trainer:
         return [self.units[l] for l in range(self.n_layers + 1)]
 
 
-cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
-    if floating is float:
-        return True
-    else:
-        return False
-
-
-cdef double _params_sum_squares(Trainer tr, floating* dummy, double* intercept_sq) noexcept nogil:
+cdef double _params_sum_squares(Trainer tr, floating* dtype_marker,
+                                double* intercept_sq) noexcept nogil:
+    """sum(W**2) over the weights; intercept_sq receives sum(b**2)."""
     cdef Py_ssize_t l
     cdef double s = 0.0, si = 0.0
     for l in range(tr.n_layers):
@@ -939,45 +1003,44 @@ _MAIN_THREAD_ID = threading.main_thread().ident
 
 
 # --------------------------------------------------------------------------
-# Entry points
+# One epoch: each batch shared by the threads, then one update
 # --------------------------------------------------------------------------
 
-cdef double _share_gradients(const Net* net, Py_ssize_t t, const Input* x,
-                             const floating* Y, const floating* sample_weight,
-                             const Py_ssize_t* rows, Py_ssize_t start,
-                             Py_ssize_t nb) noexcept nogil:
+cdef double _share_gradients(const Net* net, Py_ssize_t t, const Block* batch,
+                             const floating* Y,
+                             const floating* sample_weight) noexcept nogil:
     """Thread t's share of a batch: rows [t*nb/T, (t+1)*nb/T) of it.
 
     Forward, output delta and backward into thread t's own buffers; returns the
     share's summed (weighted) loss. An empty share leaves zero gradients.
     """
-    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l
+    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l, nb = batch.n_rows
     cdef Py_ssize_t lo = t * nb // T, hi = (t + 1) * nb // T, m = hi - lo
     cdef floating** act = <floating**> net.act + t * (L + 1)
     cdef floating** delta = <floating**> net.delta + t * L
     cdef floating** cg = <floating**> net.coef_grad + t * L
     cdef floating** ig = <floating**> net.intercept_grad + t * L
-    cdef const Py_ssize_t* share_rows = rows + lo if rows != NULL else NULL
-    cdef const floating* a0
+    cdef Block share
     cdef double loss
     if m == 0:
         for l in range(L):
             memset(cg[l], 0, net.units[l] * net.units[l + 1] * sizeof(floating))
             memset(ig[l], 0, net.units[l + 1] * sizeof(floating))
         return 0.0
-    a0 = _dense_block(x, act[0], share_rows, start + lo, m)
-    _forward(L, net.units, <floating**> net.coef, <floating**> net.intercept,
-             net.activation, net.out_activation, x, a0, share_rows, start + lo, m, act)
-    loss = _loss_and_delta(act[L], Y, sample_weight, share_rows, start + lo, m,
-                           net.units[L], net.loss, delta[L - 1])
-    _backward(L, net.units, <floating**> net.coef, net.activation, x, a0, share_rows,
-              start + lo, act, delta, m, cg, ig, False)
+    share.x = batch.x
+    share.row_idx = batch.row_idx + lo if batch.row_idx != NULL else NULL
+    share.start = batch.start + lo
+    share.n_rows = m
+    share.a0 = _dense_block(&share, act[0])
+    _forward(net, &share, act)
+    loss = _loss_and_delta(act[L], Y, sample_weight, &share, net.units[L], net.loss,
+                           delta[L - 1])
+    _backward(net, &share, act, delta, cg, ig, False)
     return loss
 
 
-cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
-                             const floating* sample_weight, const Py_ssize_t* rows,
-                             Py_ssize_t start, Py_ssize_t nb) noexcept nogil:
+cdef double _batch_gradients(Trainer tr, const Block* batch, const floating* Y,
+                             const floating* sample_weight) noexcept nogil:
     """Raw gradients of one batch, one share per thread; returns its loss.
 
     Each thread's gradients stay in its own buffers: ``_update_slice`` adds
@@ -989,9 +1052,9 @@ cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
     cdef double* part = tr.part_loss
     cdef double loss
     if T == 1:
-        return _share_gradients(net, 0, x, Y, sample_weight, rows, start, nb)
+        return _share_gradients(net, 0, batch, Y, sample_weight)
     for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        part[t] = _share_gradients(net, t, x, Y, sample_weight, rows, start, nb)
+        part[t] = _share_gradients(net, t, batch, Y, sample_weight)
     loss = part[0]
     for t in range(1, T):
         loss += part[t]
@@ -1035,19 +1098,16 @@ cdef void _update_slice(const Net* net, const Step* step, Py_ssize_t t,
         m = (<floating**> net.moment_1)[l]
         if step.solver == ADAM:
             v = (<floating**> net.moment_2)[l]
-            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha,
-                         step.scale, step.lr, step.beta_1, step.beta_2, step.epsilon)
+            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha, step)
         else:
-            _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step.scale,
-                        step.lr, step.momentum, step.nesterov)
+            _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step)
 
 
-cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
+cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
                     const floating* sample_weight, double weight_scale,
-                    const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch_size,
-                    double lr, Py_ssize_t* adam_t, double* loss_out,
-                    double* coef_sq, double* intercept_sq) except -1 nogil:
-    """One pass over the rows order[:n] of x (rows 0..n-1 if order is NULL).
+                    Py_ssize_t batch_size, double lr,
+                    EpochResult* result) except -1 nogil:
+    """One pass over the rows of the block epoch, in batches of batch_size.
 
     Each batch: gather, forward, output delta, backward, update. The L2 term of
     a batch uses the weights it started from, as scikit-learn does. A batch's
@@ -1056,12 +1116,10 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     Returns 0, or -1 with the exception set if a signal handler raised (the
     epoch stops between batches).
     """
-    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0
-    cdef Py_ssize_t n_outputs = tr.units[L], last
-    cdef floating** coef = <floating**> tr.coef
-    cdef floating** intercept = <floating**> tr.intercept
+    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0, n = epoch.n_rows
+    cdef Py_ssize_t n_outputs = tr.units[L]
     cdef floating** act = <floating**> tr.act
-    cdef const Py_ssize_t* rows = NULL
+    cdef Block batch = epoch[0]
     cdef double total = 0.0, wsq, isq = 0.0
     cdef double alpha = tr.alpha
     cdef Poll poll = _start_polling(tr.poll_signals)
@@ -1079,14 +1137,16 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     wsq = _params_sum_squares(tr, act[L], &isq)
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
-        rows = order + start if order != NULL else NULL
-        total += (_batch_gradients(tr, x, Y, sample_weight, rows, start, nb)
+        batch.row_idx = epoch.row_idx + start if epoch.row_idx != NULL else NULL
+        batch.start = epoch.start + start
+        batch.n_rows = nb
+        total += (_batch_gradients(tr, &batch, Y, sample_weight)
                   + 0.5 * alpha * wsq) / weight_scale
         opt.scale = nb * weight_scale
         if tr.solver == ADAM:
-            adam_t[0] += 1
-            opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> adam_t[0])) / (
-                1.0 - pow(tr.beta_1, <double> adam_t[0]))
+            result.adam_t += 1
+            opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> result.adam_t)) / (
+                1.0 - pow(tr.beta_1, <double> result.adam_t))
         if tr.n_threads == 1:
             _update_slice(&tr.net, &opt, 0, act[L])
         else:
@@ -1099,31 +1159,26 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
         start += nb
         if start < n:
             _poll(&poll)
-    loss_out[0] = total
-    coef_sq[0] = _params_sum_squares(tr, act[L], &isq)
-    intercept_sq[0] = isq
+    result.loss = total
+    result.coef_sq = _params_sum_squares(tr, act[L], &isq)
+    result.intercept_sq = isq
     if n > 0:
         # The last update may have made the weights finite but too large for the
         # dtype to carry through the layers (float32 overflows first). The first
         # rows of the last batch, forwarded once more, show it: report that as
         # divergence.
-        last = nb if nb <= tr.chunk else tr.chunk
-        _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
-                 x, _dense_block(x, act[0], rows, start - nb, last), rows,
-                 start - nb, last, act)
-        if not _all_finite(act[L], last * n_outputs):
-            coef_sq[0] = INFINITY
+        if batch.n_rows > tr.chunk:
+            batch.n_rows = tr.chunk
+        batch.a0 = _dense_block(&batch, act[0])
+        _forward(&tr.net, &batch, act)
+        if not _all_finite(act[L], batch.n_rows * n_outputs):
+            result.coef_sq = INFINITY
     return 0
 
 
-cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
-    cdef Py_ssize_t k
-    cdef double s = 0.0
-    for k in range(size):
-        s += x[k] * 0
-    # x * 0 is 0 for finite x and NaN for inf or NaN, so one sum tells.
-    return s == 0
-
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
 
 def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
                 const Py_ssize_t[::1] order, bint gather, Py_ssize_t batch_size,
@@ -1143,8 +1198,8 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t n, k, n_rows = rows.c.n_rows
-    cdef double total = 0.0, wsq = 0.0, isq = 0.0
-    cdef const Py_ssize_t* order_ptr = NULL
+    cdef Block epoch
+    cdef EpochResult result
     cdef const floating[::1] sw_view
     cdef const floating* sw
     cdef Py_ssize_t* order_copy = NULL
@@ -1180,14 +1235,19 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
             if not 0 <= order_copy[k] < n_rows:
                 free(order_copy)
                 raise ValueError("order holds a row index out of range")
-        order_ptr = order_copy
+    epoch.x = &rows.c
+    epoch.a0 = NULL
+    epoch.row_idx = order_copy
+    epoch.start = 0
+    epoch.n_rows = n
+    result.adam_t = adam_t
     try:
         with nogil:
-            _run_epoch(trainer, &rows.c, _first(Y), sw, weight_scale, order_ptr, n,
-                       batch_size, learning_rate, &adam_t, &total, &wsq, &isq)
+            _run_epoch(trainer, &epoch, _first(Y), sw, weight_scale, batch_size,
+                       learning_rate, &result)
     finally:
         free(order_copy)
-    return total, wsq, isq, adam_t
+    return result.loss, result.coef_sq, result.intercept_sq, result.adam_t
 
 
 def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
@@ -1212,7 +1272,7 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef floating** ig
     cdef floating* g
     cdef floating* w
-    cdef const floating* a0
+    cdef Block block
     cdef const floating[::1] sw_view
     cdef const floating* sw
     cdef floating alpha = <floating> trainer.alpha, denom
@@ -1254,19 +1314,20 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     for l in range(L):
         ig[l] = &grad_out[off]
         off += trainer.units[l + 1]
+    block.x = &rows.c
+    block.row_idx = NULL
     try:
         with nogil:
             start = 0
             while start < n:
                 nb = trainer.chunk if start + trainer.chunk <= n else n - start
-                a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
-                _forward(L, trainer.units, coef, <floating**> trainer.intercept,
-                         trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
-                         start, nb, act)
-                total += _loss_and_delta(act[L], _first(Y), sw, NULL, start, nb,
-                                         n_outputs, trainer.loss, delta[L - 1])
-                _backward(L, trainer.units, coef, trainer.activation, &rows.c, a0,
-                          NULL, start, act, delta, nb, cg, ig, start > 0)
+                block.start = start
+                block.n_rows = nb
+                block.a0 = _dense_block(&block, act[0])
+                _forward(&trainer.net, &block, act)
+                total += _loss_and_delta(act[L], _first(Y), sw, &block, n_outputs,
+                                         trainer.loss, delta[L - 1])
+                _backward(&trainer.net, &block, act, delta, cg, ig, start > 0)
                 start += nb
                 if start < n:
                     _poll(&poll)
@@ -1282,13 +1343,6 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     finally:
         free(cg)
     return (total + 0.5 * trainer.alpha * wsq) / weight_sum
-
-
-cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
-    """Address of a[0, 0], or NULL for an array without elements."""
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        return NULL
-    return &a[0, 0]
 
 
 def max_threads():
@@ -1310,13 +1364,15 @@ def predict(object X, list coefs, list intercepts, int activation,
     out is then filled part-way.
     """
     cdef Rows rows = _as_rows(X)
-    cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block, start, nb
+    cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block_rows
+    cdef Py_ssize_t start, nb
     cdef Py_ssize_t nf = rows.c.n_features
     cdef Py_ssize_t* units
     cdef floating** table
     cdef floating* work
     cdef floating** bufs
-    cdef const floating* a0
+    cdef Net net
+    cdef Block block
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
     cdef Poll poll = _start_polling(_in_main_thread())
@@ -1359,24 +1415,35 @@ def predict(object X, list coefs, list intercepts, int activation,
         return
     # Blocks of about 64k hidden values keep the workspace in cache-sized pieces
     # while leaving the GEMMs large enough to run at full speed.
-    block = max(1, min(n, 65536 // widest))
-    work = <floating*> malloc(2 * block * widest * sizeof(floating))
+    block_rows = max(1, min(n, 65536 // widest))
+    work = <floating*> malloc(2 * block_rows * widest * sizeof(floating))
     if work == NULL:
         free(units)
         free(table)
         raise MemoryError()
     bufs = table + 2 * L
+    memset(&net, 0, sizeof(Net))
+    net.n_layers = L
+    net.n_threads = 1
+    net.units = units
+    net.coef = <void**> table
+    net.intercept = <void**> (table + L)
+    net.activation = activation
+    net.out_activation = out_activation
+    block.x = &rows.c
+    block.row_idx = NULL
     try:
         with nogil:
             start = 0
             while start < n:
-                nb = block if start + block <= n else n - start
+                nb = block_rows if start + block_rows <= n else n - start
                 for l in range(1, L):
-                    bufs[l] = work + (l % 2) * block * widest
+                    bufs[l] = work + (l % 2) * block_rows * widest
                 bufs[L] = &out[start, 0]
-                a0 = _dense_block(&rows.c, <floating*> NULL, NULL, start, nb)
-                _forward(L, units, table, table + L, activation, out_activation,
-                         &rows.c, a0, NULL, start, nb, bufs)
+                block.start = start
+                block.n_rows = nb
+                block.a0 = _dense_block(&block, <floating*> NULL)
+                _forward(&net, &block, bufs)
                 start += nb
                 if start < n:
                     _poll(&poll)
