@@ -29,8 +29,15 @@ Design
 - With ``n_threads > 1`` each thread runs its share of a batch's rows, then sums
   the gradients of its slice of the parameters in thread order and applies the
   step to it: results depend on the thread count, never on timing.
-- Between minibatches the main thread polls for signals a few times a second, so
-  Ctrl-C stops a long epoch; the estimator then rolls back to the last epoch.
+- Between minibatches (and between row blocks of ``predict`` and ``loss_grad``)
+  the main thread polls for signals a few times a second, so Ctrl-C stops a long
+  call: the handler's exception propagates through ``except -1`` helpers, and the
+  estimator then rolls back to the last epoch.
+- What a loop without the GIL trusts to index memory (CSR structure, row orders)
+  is a private copy, validated after it was taken: no other thread, and no signal
+  handler run by a poll, can change it under the loop.
+- At most ``MAX_THREADS`` threads share a batch; ``max_threads()`` caps OpenMP's
+  budget to it. Without OpenMP the module builds serial and ``max_threads()`` is 1.
 """
 
 import threading
@@ -39,7 +46,6 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
-cimport openmp
 from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
@@ -70,6 +76,146 @@ cpdef enum Solver:
     ADAM = 1
 
 
+# The most threads a Trainer splits a batch over; OpenMP budgets above it are
+# capped, never refused.
+MAX_THREADS = 256
+
+# OpenMP's budget, or 1 in a serial build (compiled without OpenMP): the one
+# place that needs OpenMP's header, so the module builds without it.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define FASTBP_OPENMP 1
+    static int fastbp_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    #define FASTBP_OPENMP 0
+    static int fastbp_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    const int FASTBP_OPENMP
+    int fastbp_omp_max_threads() noexcept nogil
+
+# Whether this build runs threads at all (False: a serial build).
+OPENMP = bool(FASTBP_OPENMP)
+
+
+# --------------------------------------------------------------------------
+# What the kernels pass around
+# --------------------------------------------------------------------------
+# Structs are not fused, so they hold untyped pointers; each kernel casts them
+# to its own ``floating``, which a typed argument (a buffer, or a NULL
+# ``dtype_marker``) selects.
+
+cdef struct Input:
+    const void* dense             # (n_rows, n_features) row-major, or NULL if CSR
+    const void* data              # CSR values
+    const Py_ssize_t* indices     # CSR column of each value
+    const Py_ssize_t* indptr      # CSR row starts, n_rows + 1
+    Py_ssize_t n_rows
+    Py_ssize_t n_features
+
+
+# One block of rows of X: rows row_idx[i], or start + i when row_idx is NULL,
+# for i < n_rows. a0 is the block as a dense matrix (a slice of X or a gather),
+# or NULL when X is CSR and the first layer reads the sparse rows.
+cdef struct Block:
+    const Input* x
+    const void* a0
+    const Py_ssize_t* row_idx
+    Py_ssize_t start
+    Py_ssize_t n_rows
+
+
+# What one thread needs to run its share of a batch, without the GIL.
+cdef struct Net:
+    Py_ssize_t n_layers
+    Py_ssize_t n_threads
+    const Py_ssize_t* units
+    void** coef
+    void** intercept
+    void** act
+    void** delta
+    void** coef_grad
+    void** intercept_grad
+    void** moment_1
+    void** moment_2
+    int activation
+    int out_activation
+    int loss
+
+
+# One optimizer step's settings, shared by the threads that apply it.
+cdef struct Step:
+    int solver
+    double scale        # gradients are divided by it: n_batch * mean weight
+    double lr           # SGD's rate, or Adam's bias-corrected step
+    double alpha
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+
+
+# What an epoch reports; adam_t goes in as the step count so far.
+cdef struct EpochResult:
+    double loss          # sum over batches of batch_loss * n_batch
+    double coef_sq       # sum of squared weights after the epoch (inf: diverged)
+    double intercept_sq
+    Py_ssize_t adam_t
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    """exp in the argument's precision."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    """sqrt in the argument's precision."""
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
+    """Whether this specialization is float32; the marker only picks it."""
+    if floating is float:
+        return True
+    else:
+        return False
+
+
+cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    """Whether every x[k] is finite."""
+    cdef Py_ssize_t k
+    cdef double s = 0.0
+    for k in range(size):
+        s += x[k] * 0
+    # x * 0 is 0 for finite x and NaN for inf or NaN, so one sum tells.
+    return s == 0
+
+
+cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
+    """Address of a[0, 0], or NULL for an array without elements."""
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
+
+
+cdef inline Py_ssize_t _row(const Block* block, Py_ssize_t i) noexcept nogil:
+    """The row of X that row i of the block is."""
+    return block.row_idx[i] if block.row_idx != NULL else block.start + i
+
+
 # --------------------------------------------------------------------------
 # BLAS
 # --------------------------------------------------------------------------
@@ -94,13 +240,6 @@ cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 # Activations, each beside its derivative
 # --------------------------------------------------------------------------
 
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
 cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_rows,
                          Py_ssize_t n_cols, int activation) noexcept nogil:
     """z = act(z + intercept), in place. z: (n_rows, n_cols), intercept: (n_cols,)."""
@@ -112,7 +251,9 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         if activation == RELU:
             for j in range(n_cols):
                 v = row[j] + intercept[j]
-                row[j] = v if v > 0 else 0
+                # A select (so the loop vectorizes) that keeps NaN, as
+                # np.maximum(v, 0) does: NaN < 0 is false.
+                row[j] = 0 if v < 0 else v
         elif activation == TANH:
             for j in range(n_cols):
                 if floating is float:
@@ -159,8 +300,9 @@ cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t 
     cdef Py_ssize_t i
     if activation == RELU:
         for i in range(size):
-            # A select rather than a branch, so the loop vectorizes.
-            delta[i] = delta[i] if a[i] > 0 else 0
+            # A select rather than a branch, so the loop vectorizes; a is never
+            # negative, and a NaN unit keeps its delta, as in scikit-learn.
+            delta[i] = 0 if a[i] == 0 else delta[i]
     elif activation == TANH:
         for i in range(size):
             delta[i] *= 1 - a[i] * a[i]
@@ -198,9 +340,9 @@ cdef inline floating _clip_probability(floating p) noexcept nogil:
 
 
 cdef double _loss_and_delta(const floating* pred, const floating* y,
-                            const floating* sample_weight, const Py_ssize_t* rows,
-                            Py_ssize_t start, Py_ssize_t n_rows, Py_ssize_t n_outputs,
-                            int loss, floating* delta_out) noexcept nogil:
+                            const floating* sample_weight, const Block* block,
+                            Py_ssize_t n_outputs, int loss,
+                            floating* delta_out) noexcept nogil:
     """Return sum_i w_i loss_i and write delta = w_i * dloss/dz = w_i (pred - y).
 
     squared error:   loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
@@ -211,11 +353,10 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
                      as in scikit-learn.
     For both log losses p is pred clipped to [eps, 1 - eps] in pred's dtype; the
     delta uses pred itself (the gradient of the unclipped loss, as scikit-learn
-    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row r of
-    y and sample_weight, r = rows[i] (or start + i if rows is NULL); no weights
-    is w = 1.
+    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row
+    r = _row(block, i) of y and sample_weight; no weights is w = 1.
     """
-    cdef Py_ssize_t i, j, r
+    cdef Py_ssize_t i, j, r, n_rows = block.n_rows
     cdef double total = 0.0, row_total, d, t
     cdef floating w, p
     cdef const floating* y_row
@@ -223,7 +364,7 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
     cdef bint binary = loss == BINARY_LOG_LOSS or (loss == LOG_LOSS and n_outputs == 1)
     cdef bint squared = loss != POISSON and loss != LOG_LOSS and loss != BINARY_LOG_LOSS
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         y_row = y + r * n_outputs
         d_row = delta_out + i * n_outputs
         row_total = 0.0
@@ -260,43 +401,34 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
 # Input rows: dense row-major, or CSR
 # --------------------------------------------------------------------------
 
-cdef struct Input:
-    const void* dense             # (n_rows, n_features) row-major, or NULL if CSR
-    const void* data              # CSR values
-    const Py_ssize_t* indices     # CSR column of each value
-    const Py_ssize_t* indptr      # CSR row starts, n_rows + 1
-    Py_ssize_t n_rows
-    Py_ssize_t n_features
-
-
-cdef const floating* _dense_block(const Input* x, floating* gathered,
-                                  const Py_ssize_t* rows, Py_ssize_t start,
-                                  Py_ssize_t n_rows) noexcept nogil:
-    """The block's rows as a contiguous matrix: a slice of X or a gather; NULL
-    for CSR input, whose first layer is computed straight from the sparse rows."""
-    cdef Py_ssize_t i, nf = x.n_features
-    cdef const floating* dense = <const floating*> x.dense
+cdef const floating* _dense_block(const Block* block,
+                                  floating* gathered) noexcept nogil:
+    """The block's rows as a contiguous matrix: a slice of X or a gather into
+    gathered (n_rows, n_features); NULL for CSR input, whose first layer is
+    computed straight from the sparse rows."""
+    cdef Py_ssize_t i, nf = block.x.n_features
+    cdef const floating* dense = <const floating*> block.x.dense
     if dense == NULL:
         return NULL
-    if rows == NULL:
-        return dense + start * nf
-    for i in range(n_rows):
-        memcpy(gathered + i * nf, dense + rows[i] * nf, nf * sizeof(floating))
+    if block.row_idx == NULL:
+        return dense + block.start * nf
+    for i in range(block.n_rows):
+        memcpy(gathered + i * nf, dense + block.row_idx[i] * nf, nf * sizeof(floating))
     return gathered
 
 
-cdef void _sparse_dot(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
-                      Py_ssize_t n_rows, const floating* coef, Py_ssize_t n_out,
+cdef void _sparse_dot(const Block* block, const floating* coef, Py_ssize_t n_out,
                       floating* z_out) noexcept nogil:
     """z_out = X[block] @ coef for CSR X. coef: (n_features, n_out)."""
-    cdef Py_ssize_t i, p, j, r
+    cdef Py_ssize_t i, p, j, r, n_rows = block.n_rows
+    cdef const Input* x = block.x
     cdef const floating* data = <const floating*> x.data
     cdef const floating* w_row
     cdef floating* z_row
     cdef floating v
     memset(z_out, 0, n_rows * n_out * sizeof(floating))
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         z_row = z_out + i * n_out
         for p in range(x.indptr[r], x.indptr[r + 1]):
             v = data[p]
@@ -305,11 +437,11 @@ cdef void _sparse_dot(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
                 z_row[j] += v * w_row[j]
 
 
-cdef void _sparse_grad(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
-                       Py_ssize_t n_rows, const floating* delta, Py_ssize_t n_out,
+cdef void _sparse_grad(const Block* block, const floating* delta, Py_ssize_t n_out,
                        floating* grad, bint accumulate) noexcept nogil:
     """grad (+)= X[block].T @ delta for CSR X. grad: (n_features, n_out)."""
-    cdef Py_ssize_t i, p, j, r
+    cdef Py_ssize_t i, p, j, r, n_rows = block.n_rows
+    cdef const Input* x = block.x
     cdef const floating* data = <const floating*> x.data
     cdef const floating* d_row
     cdef floating* g_row
@@ -317,7 +449,7 @@ cdef void _sparse_grad(const Input* x, const Py_ssize_t* rows, Py_ssize_t start,
     if not accumulate:
         memset(grad, 0, x.n_features * n_out * sizeof(floating))
     for i in range(n_rows):
-        r = rows[i] if rows != NULL else start + i
+        r = _row(block, i)
         d_row = delta + i * n_out
         for p in range(x.indptr[r], x.indptr[r + 1]):
             v = data[p]
@@ -331,7 +463,8 @@ cdef class Rows:
 
     ``Rows(X)`` for a dense array; ``Rows.csr(data, indices, indptr, n_features)``
     for CSR parts. The constructor checks everything the kernels rely on, so no
-    row or column index can point outside the arrays.
+    row or column index can point outside the arrays. A ``Rows`` is initialised
+    once and never changes: a call in progress relies on it.
     """
 
     cdef Input c
@@ -340,6 +473,8 @@ cdef class Rows:
     cdef object keep
 
     def __init__(self, X):
+        if self.keep is not None:
+            raise TypeError("Rows are initialised once")
         if isinstance(X, Rows):
             self.c = (<Rows> X).c
             self.sparse = (<Rows> X).sparse
@@ -363,11 +498,20 @@ cdef class Rows:
 
     @staticmethod
     def csr(data, indices, indptr, Py_ssize_t n_features):
-        """Rows over CSR parts; indices and indptr are converted to intp."""
+        """Rows over CSR parts.
+
+        ``indices`` and ``indptr`` are always copied (as intp) into arrays the
+        ``Rows`` owns, and the copies are what is checked and what the kernels
+        read: nothing the caller does to its arrays afterwards, or from another
+        thread meanwhile, can send a kernel outside X. ``data`` is read in place
+        (made C-contiguous if it is not): its values only ever scale rows, so a
+        change shows in the results but cannot reach outside any array, and not
+        copying it keeps the memory of a large sparse X single.
+        """
         cdef Rows self = Rows.__new__(Rows)
         data = np.ascontiguousarray(data)
-        indices = np.ascontiguousarray(indices, dtype=np.intp)
-        indptr = np.ascontiguousarray(indptr, dtype=np.intp)
+        indices = np.array(indices, dtype=np.intp, order="C", copy=True)
+        indptr = np.array(indptr, dtype=np.intp, order="C", copy=True)
         if data.ndim != 1 or data.dtype not in (np.float32, np.float64):
             raise TypeError("CSR data must be a 1-D float32 or float64 array")
         if (indices.ndim != 1 or indptr.ndim != 1 or indptr.shape[0] < 1
@@ -403,6 +547,7 @@ cdef class Rows:
 
 
 cdef Rows _as_rows(object X):
+    """X itself if it is a ``Rows``, else a ``Rows`` over the dense array X."""
     return X if isinstance(X, Rows) else Rows(X)
 
 
@@ -410,45 +555,47 @@ cdef Rows _as_rows(object X):
 # The network: forward and backward over one block of rows
 # --------------------------------------------------------------------------
 
-cdef void _forward(Py_ssize_t n_layers, const Py_ssize_t* units,
-                   floating** coef, floating** intercept, int activation,
-                   int out_activation, const Input* x, const floating* a0,
-                   const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t n_rows,
+cdef void _forward(const Net* net, const Block* block,
                    floating** act_out) noexcept nogil:
     """act_out[l + 1] = act(act_out[l] @ coef[l] + intercept[l]), act_out[0] = a0.
 
-    a0 is the block as a dense matrix, or NULL when x is CSR (then the first
-    layer reads rows[i] or start + i of x). act_out[l]: (n_rows, units[l]).
+    a0 is block.a0, or the CSR rows of the block when that is NULL.
+    act_out[l]: (n_rows, units[l]); act_out[0] is not read.
     """
-    cdef Py_ssize_t l
+    cdef Py_ssize_t l, n_layers = net.n_layers, n_rows = block.n_rows
+    cdef const Py_ssize_t* units = net.units
+    cdef floating** coef = <floating**> net.coef
+    cdef floating** intercept = <floating**> net.intercept
+    cdef const floating* a0 = <const floating*> block.a0
     cdef const floating* a_prev = a0
     cdef floating* z
     for l in range(n_layers):
         z = act_out[l + 1]
         if l == 0 and a0 == NULL:
-            _sparse_dot(x, rows, start, n_rows, coef[0], units[1], z)
+            _sparse_dot(block, coef[0], units[1], z)
         else:
             _gemm(False, False, <int> n_rows, <int> units[l + 1], <int> units[l],
                   <floating> 1, a_prev, <int> units[l], coef[l], <int> units[l + 1],
                   <floating> 0, z, <int> units[l + 1])
         _bias_activate(z, intercept[l], n_rows, units[l + 1],
-                       activation if l + 1 < n_layers else out_activation)
+                       net.activation if l + 1 < n_layers else net.out_activation)
         a_prev = z
 
 
-cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
-                    floating** coef, int activation, const Input* x,
-                    const floating* a0, const Py_ssize_t* rows, Py_ssize_t start,
-                    floating** act, floating** delta, Py_ssize_t n_rows,
-                    floating** coef_grad, floating** intercept_grad,
+cdef void _backward(const Net* net, const Block* block, floating** act,
+                    floating** delta, floating** coef_grad, floating** intercept_grad,
                     bint accumulate) noexcept nogil:
     """Backpropagate delta[n_layers - 1] (the output delta) to raw gradients.
 
     coef_grad[l] (+)= a_prev.T @ delta[l]; intercept_grad[l] (+)= sum_rows delta[l];
-    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). With a0 NULL the first
-    layer's input is the CSR block of x.
+    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). The first layer's
+    input is block.a0, or the CSR rows of the block when that is NULL.
     """
-    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef Py_ssize_t l, i, j, n_in, n_out, n_layers = net.n_layers
+    cdef Py_ssize_t n_rows = block.n_rows
+    cdef const Py_ssize_t* units = net.units
+    cdef floating** coef = <floating**> net.coef
+    cdef const floating* a0 = <const floating*> block.a0
     cdef const floating* a_prev
     cdef floating* d
     cdef floating* gb
@@ -457,7 +604,7 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
         n_out = units[l + 1]
         d = delta[l]
         if l == 0 and a0 == NULL:
-            _sparse_grad(x, rows, start, n_rows, d, n_out, coef_grad[0], accumulate)
+            _sparse_grad(block, d, n_out, coef_grad[0], accumulate)
         else:
             a_prev = a0 if l == 0 else act[l]
             _gemm(True, False, <int> n_in, <int> n_out, <int> n_rows, <floating> 1,
@@ -474,7 +621,7 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
             _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
                   d, <int> n_out, coef[l], <int> n_out, <floating> 0,
                   delta[l - 1], <int> n_in)
-            _activation_derivative(delta[l - 1], act[l], n_rows * n_in, activation)
+            _activation_derivative(delta[l - 1], act[l], n_rows * n_in, net.activation)
 
 
 # --------------------------------------------------------------------------
@@ -482,14 +629,17 @@ cdef void _backward(Py_ssize_t n_layers, const Py_ssize_t* units,
 # --------------------------------------------------------------------------
 
 cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
-                      Py_ssize_t size, double alpha, double scale, double lr,
-                      double momentum, bint nesterov) noexcept nogil:
-    """g = (grad + alpha*param) / scale; v = mu*v - lr*g; param += v (or nesterov)."""
+                      Py_ssize_t size, double alpha, const Step* step) noexcept nogil:
+    """g = (grad + alpha*param) / scale; v = mu*v - lr*g; param += v (or nesterov).
+
+    All of (size,); scale, lr, mu and nesterov come from step. alpha is the
+    step's for weights and 0 for intercepts.
+    """
     cdef Py_ssize_t k
     cdef floating g, v
-    cdef floating a = <floating> alpha, lr_ = <floating> lr, mu = <floating> momentum
-    cdef floating inv = <floating> scale
-    if nesterov:
+    cdef floating a = <floating> alpha, lr_ = <floating> step.lr
+    cdef floating mu = <floating> step.momentum, inv = <floating> step.scale
+    if step.nesterov:
         for k in range(size):
             g = (grad[k] + a * param[k]) / inv
             v = mu * velocity[k] - lr_ * g
@@ -504,19 +654,20 @@ cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
 
 
 cdef void _adam_update(floating* param, const floating* grad, floating* m,
-                       floating* v, Py_ssize_t size, double alpha, double scale,
-                       double lr, double beta_1, double beta_2,
-                       double epsilon) noexcept nogil:
+                       floating* v, Py_ssize_t size, double alpha,
+                       const Step* step) noexcept nogil:
     """g = (grad + alpha*param) / scale; Adam moments; param -= lr m / (sqrt(v)+eps).
 
-    lr is the bias-corrected step of this update.
+    All of (size,); step.lr is the bias-corrected step of this update. alpha is
+    the step's for weights and 0 for intercepts.
     """
     cdef Py_ssize_t k
     cdef floating g, mk, vk
-    cdef floating a = <floating> alpha, inv = <floating> scale
-    cdef floating b1 = <floating> beta_1, b2 = <floating> beta_2
-    cdef floating c1 = <floating> (1.0 - beta_1), c2 = <floating> (1.0 - beta_2)
-    cdef floating neg_lr = <floating> (-lr), eps = <floating> epsilon
+    cdef floating a = <floating> alpha, inv = <floating> step.scale
+    cdef floating b1 = <floating> step.beta_1, b2 = <floating> step.beta_2
+    cdef floating c1 = <floating> (1.0 - step.beta_1)
+    cdef floating c2 = <floating> (1.0 - step.beta_2)
+    cdef floating neg_lr = <floating> (-step.lr), eps = <floating> step.epsilon
     for k in range(size):
         g = (grad[k] + a * param[k]) / inv
         mk = b1 * m[k] + c1 * g
@@ -524,13 +675,6 @@ cdef void _adam_update(floating* param, const floating* grad, floating* m,
         m[k] = mk
         v[k] = vk
         param[k] += neg_lr * mk / (_sqrt(vk) + eps)
-
-
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
@@ -551,37 +695,6 @@ cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
 # Trainer: pointer tables over the estimator's arrays, and the workspaces
 # --------------------------------------------------------------------------
 
-# What one thread needs to run its share of a batch, without the GIL.
-cdef struct Net:
-    Py_ssize_t n_layers
-    Py_ssize_t n_threads
-    const Py_ssize_t* units
-    void** coef
-    void** intercept
-    void** act
-    void** delta
-    void** coef_grad
-    void** intercept_grad
-    void** moment_1
-    void** moment_2
-    int activation
-    int out_activation
-    int loss
-
-
-# One optimizer step's settings, shared by the threads that apply it.
-cdef struct Step:
-    int solver
-    double scale        # gradients are divided by it: n_batch * mean weight
-    double lr           # SGD's rate, or Adam's bias-corrected step
-    double alpha
-    double momentum
-    bint nesterov
-    double beta_1
-    double beta_2
-    double epsilon
-
-
 cdef void* _address(object array) except NULL:
     """Address of the first element of a validated C-contiguous array."""
     cdef Py_ssize_t address = array.__array_interface__["data"][0]
@@ -601,7 +714,7 @@ cdef class Trainer:
     max_batch : int
         The largest number of rows a block will hold.
     n_threads : int, default=1
-        Threads that share each minibatch: thread t runs the forward and
+        Threads that share each minibatch, at most ``MAX_THREADS``: thread t runs the forward and
         backward pass of rows ``[t*nb/T, (t+1)*nb/T)`` of the batch with its own
         workspace, and the gradients are summed in thread order, so results are
         bitwise reproducible for a given ``n_threads``. BLAS should run on one
@@ -650,10 +763,13 @@ cdef class Trainer:
                  double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1):
         cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
         cdef Py_ssize_t T = n_threads
+        if self.units != NULL:
+            # Its tables may be in use by a call that a signal handler interrupts.
+            raise TypeError("a Trainer is initialised once")
         if L < 1 or len(intercepts) != L or max_batch < 1:
             raise ValueError("Trainer needs at least one layer and max_batch >= 1")
-        if not 1 <= n_threads <= 256:
-            raise ValueError("n_threads must be in [1, 256]")
+        if not 1 <= n_threads <= MAX_THREADS:
+            raise ValueError("n_threads must be in [1, %d] (MAX_THREADS)" % MAX_THREADS)
         dtype = np.dtype(coefs[0].dtype)
         if dtype != np.float32 and dtype != np.float64:
             raise TypeError("Trainer works on float32 or float64 parameters")
@@ -781,6 +897,7 @@ cdef class Trainer:
             self._copy(False)
 
     cdef void _copy(self, bint save) noexcept nogil:
+        """Parameters, then each moment, to (save) or from the snapshot buffer."""
         cdef Py_ssize_t L = self.n_layers, l, k, size, offset = 0
         cdef Py_ssize_t itemsize = 4 if self.single else 8
         cdef char* saved = <char*> self.saved
@@ -822,14 +939,9 @@ cdef class Trainer:
         return [self.units[l] for l in range(self.n_layers + 1)]
 
 
-cdef inline bint _is_single(const floating* dtype_marker) noexcept nogil:
-    if floating is float:
-        return True
-    else:
-        return False
-
-
-cdef double _params_sum_squares(Trainer tr, floating* dummy, double* intercept_sq) noexcept nogil:
+cdef double _params_sum_squares(Trainer tr, floating* dtype_marker,
+                                double* intercept_sq) noexcept nogil:
+    """sum(W**2) over the weights; intercept_sq receives sum(b**2)."""
     cdef Py_ssize_t l
     cdef double s = 0.0, si = 0.0
     for l in range(tr.n_layers):
@@ -843,71 +955,92 @@ cdef double _params_sum_squares(Trainer tr, floating* dummy, double* intercept_s
 # Signals: Ctrl-C inside a long epoch
 # --------------------------------------------------------------------------
 
-cdef list _pending = []
+# The time of the last poll, and whether this call polls at all (only the main
+# thread runs signal handlers; elsewhere a poll would cost a GIL round trip for
+# nothing).
+cdef struct Poll:
+    bint enabled
+    double last
 
 
-cdef int _signal_raised() noexcept with gil:
-    """Run Python's signal handlers; keep what they raise for the caller."""
-    try:
-        PyErr_CheckSignals()
-    except BaseException as exc:
-        _pending.append(exc)
-        return 1
+cdef int _check_signals() except -1 with gil:
+    """Run Python's signal handlers; an exception one raises (Ctrl-C) propagates."""
+    PyErr_CheckSignals()
     return 0
 
 
 cdef inline double _now() noexcept nogil:
+    """Seconds on the monotonic clock."""
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
-cdef object _raise_pending():
-    exc = _pending.pop()
-    del _pending[:]
-    raise exc
+cdef inline Poll _start_polling(bint enabled) noexcept nogil:
+    cdef Poll poll
+    poll.enabled = enabled
+    poll.last = _now() if enabled else 0.0
+    return poll
+
+
+cdef inline int _poll(Poll* poll) except -1 nogil:
+    """Check for signals if 50 ms have passed since the last check: a check costs
+    a GIL round trip, so it happens a few times a second."""
+    cdef double now
+    if poll.enabled:
+        now = _now()
+        if now - poll.last > 0.05:
+            poll.last = now
+            _check_signals()
+    return 0
+
+
+cdef bint _in_main_thread():
+    return threading.get_ident() == _MAIN_THREAD_ID
+
+
+_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 # --------------------------------------------------------------------------
-# Entry points
+# One epoch: each batch shared by the threads, then one update
 # --------------------------------------------------------------------------
 
-cdef double _share_gradients(const Net* net, Py_ssize_t t, const Input* x,
-                             const floating* Y, const floating* sample_weight,
-                             const Py_ssize_t* rows, Py_ssize_t start,
-                             Py_ssize_t nb) noexcept nogil:
+cdef double _share_gradients(const Net* net, Py_ssize_t t, const Block* batch,
+                             const floating* Y,
+                             const floating* sample_weight) noexcept nogil:
     """Thread t's share of a batch: rows [t*nb/T, (t+1)*nb/T) of it.
 
     Forward, output delta and backward into thread t's own buffers; returns the
     share's summed (weighted) loss. An empty share leaves zero gradients.
     """
-    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l
+    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l, nb = batch.n_rows
     cdef Py_ssize_t lo = t * nb // T, hi = (t + 1) * nb // T, m = hi - lo
     cdef floating** act = <floating**> net.act + t * (L + 1)
     cdef floating** delta = <floating**> net.delta + t * L
     cdef floating** cg = <floating**> net.coef_grad + t * L
     cdef floating** ig = <floating**> net.intercept_grad + t * L
-    cdef const Py_ssize_t* share_rows = rows + lo if rows != NULL else NULL
-    cdef const floating* a0
+    cdef Block share
     cdef double loss
     if m == 0:
         for l in range(L):
             memset(cg[l], 0, net.units[l] * net.units[l + 1] * sizeof(floating))
             memset(ig[l], 0, net.units[l + 1] * sizeof(floating))
         return 0.0
-    a0 = _dense_block(x, act[0], share_rows, start + lo, m)
-    _forward(L, net.units, <floating**> net.coef, <floating**> net.intercept,
-             net.activation, net.out_activation, x, a0, share_rows, start + lo, m, act)
-    loss = _loss_and_delta(act[L], Y, sample_weight, share_rows, start + lo, m,
-                           net.units[L], net.loss, delta[L - 1])
-    _backward(L, net.units, <floating**> net.coef, net.activation, x, a0, share_rows,
-              start + lo, act, delta, m, cg, ig, False)
+    share.x = batch.x
+    share.row_idx = batch.row_idx + lo if batch.row_idx != NULL else NULL
+    share.start = batch.start + lo
+    share.n_rows = m
+    share.a0 = _dense_block(&share, act[0])
+    _forward(net, &share, act)
+    loss = _loss_and_delta(act[L], Y, sample_weight, &share, net.units[L], net.loss,
+                           delta[L - 1])
+    _backward(net, &share, act, delta, cg, ig, False)
     return loss
 
 
-cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
-                             const floating* sample_weight, const Py_ssize_t* rows,
-                             Py_ssize_t start, Py_ssize_t nb) noexcept nogil:
+cdef double _batch_gradients(Trainer tr, const Block* batch, const floating* Y,
+                             const floating* sample_weight) noexcept nogil:
     """Raw gradients of one batch, one share per thread; returns its loss.
 
     Each thread's gradients stay in its own buffers: ``_update_slice`` adds
@@ -919,9 +1052,9 @@ cdef double _batch_gradients(Trainer tr, const Input* x, const floating* Y,
     cdef double* part = tr.part_loss
     cdef double loss
     if T == 1:
-        return _share_gradients(net, 0, x, Y, sample_weight, rows, start, nb)
+        return _share_gradients(net, 0, batch, Y, sample_weight)
     for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        part[t] = _share_gradients(net, t, x, Y, sample_weight, rows, start, nb)
+        part[t] = _share_gradients(net, t, batch, Y, sample_weight)
     loss = part[0]
     for t in range(1, T):
         loss += part[t]
@@ -965,35 +1098,31 @@ cdef void _update_slice(const Net* net, const Step* step, Py_ssize_t t,
         m = (<floating**> net.moment_1)[l]
         if step.solver == ADAM:
             v = (<floating**> net.moment_2)[l]
-            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha,
-                         step.scale, step.lr, step.beta_1, step.beta_2, step.epsilon)
+            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha, step)
         else:
-            _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step.scale,
-                        step.lr, step.momentum, step.nesterov)
+            _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step)
 
 
-cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
+cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
                     const floating* sample_weight, double weight_scale,
-                    const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch_size,
-                    double lr, Py_ssize_t* adam_t, double* loss_out,
-                    double* coef_sq, double* intercept_sq) noexcept nogil:
-    """One pass over the rows order[:n] of x (rows 0..n-1 if order is NULL).
+                    Py_ssize_t batch_size, double lr,
+                    EpochResult* result) except -1 nogil:
+    """One pass over the rows of the block epoch, in batches of batch_size.
 
     Each batch: gather, forward, output delta, backward, update. The L2 term of
     a batch uses the weights it started from, as scikit-learn does. A batch's
     gradients are divided by n_batch * weight_scale (the mean sample weight), so
     weighted minibatches estimate the weighted full-batch gradient without bias.
-    Returns 1 if a signal handler raised (the epoch stops between batches).
+    Returns 0, or -1 with the exception set if a signal handler raised (the
+    epoch stops between batches).
     """
-    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0
-    cdef Py_ssize_t n_outputs = tr.units[L], last
-    cdef floating** coef = <floating**> tr.coef
-    cdef floating** intercept = <floating**> tr.intercept
+    cdef Py_ssize_t L = tr.n_layers, start = 0, nb = 0, n = epoch.n_rows
+    cdef Py_ssize_t n_outputs = tr.units[L]
     cdef floating** act = <floating**> tr.act
-    cdef const Py_ssize_t* rows = NULL
+    cdef Block batch = epoch[0]
     cdef double total = 0.0, wsq, isq = 0.0
-    cdef double alpha = tr.alpha, last_poll = 0.0, now
-    cdef int status = 0
+    cdef double alpha = tr.alpha
+    cdef Poll poll = _start_polling(tr.poll_signals)
     cdef Py_ssize_t t
     cdef Step opt
     opt.solver = tr.solver
@@ -1005,19 +1134,19 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
     opt.beta_2 = tr.beta_2
     opt.epsilon = tr.epsilon
 
-    if tr.poll_signals:
-        last_poll = _now()
     wsq = _params_sum_squares(tr, act[L], &isq)
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
-        rows = order + start if order != NULL else NULL
-        total += (_batch_gradients(tr, x, Y, sample_weight, rows, start, nb)
+        batch.row_idx = epoch.row_idx + start if epoch.row_idx != NULL else NULL
+        batch.start = epoch.start + start
+        batch.n_rows = nb
+        total += (_batch_gradients(tr, &batch, Y, sample_weight)
                   + 0.5 * alpha * wsq) / weight_scale
         opt.scale = nb * weight_scale
         if tr.solver == ADAM:
-            adam_t[0] += 1
-            opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> adam_t[0])) / (
-                1.0 - pow(tr.beta_1, <double> adam_t[0]))
+            result.adam_t += 1
+            opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> result.adam_t)) / (
+                1.0 - pow(tr.beta_1, <double> result.adam_t))
         if tr.n_threads == 1:
             _update_slice(&tr.net, &opt, 0, act[L])
         else:
@@ -1028,39 +1157,28 @@ cdef int _run_epoch(Trainer tr, const Input* x, const floating* Y,
             # The next batch's L2 term; without L2 it is only needed at the end.
             wsq = _params_sum_squares(tr, act[L], &isq)
         start += nb
-        if tr.poll_signals and start < n:
-            # Polling costs a GIL round trip, so it happens a few times a second.
-            now = _now()
-            if now - last_poll > 0.05:
-                last_poll = now
-                if _signal_raised():
-                    status = 1
-                    break
-    loss_out[0] = total
-    coef_sq[0] = _params_sum_squares(tr, act[L], &isq)
-    intercept_sq[0] = isq
-    if status == 0 and n > 0:
+        if start < n:
+            _poll(&poll)
+    result.loss = total
+    result.coef_sq = _params_sum_squares(tr, act[L], &isq)
+    result.intercept_sq = isq
+    if n > 0:
         # The last update may have made the weights finite but too large for the
         # dtype to carry through the layers (float32 overflows first). The first
         # rows of the last batch, forwarded once more, show it: report that as
         # divergence.
-        last = nb if nb <= tr.chunk else tr.chunk
-        _forward(L, tr.units, coef, intercept, tr.activation, tr.out_activation,
-                 x, _dense_block(x, act[0], rows, start - nb, last), rows,
-                 start - nb, last, act)
-        if not _all_finite(act[L], last * n_outputs):
-            coef_sq[0] = INFINITY
-    return status
+        if batch.n_rows > tr.chunk:
+            batch.n_rows = tr.chunk
+        batch.a0 = _dense_block(&batch, act[0])
+        _forward(&tr.net, &batch, act)
+        if not _all_finite(act[L], batch.n_rows * n_outputs):
+            result.coef_sq = INFINITY
+    return 0
 
 
-cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
-    cdef Py_ssize_t k
-    cdef double s = 0.0
-    for k in range(size):
-        s += x[k] * 0
-    # x * 0 is 0 for finite x and NaN for inf or NaN, so one sum tells.
-    return s == 0
-
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
 
 def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
                 const Py_ssize_t[::1] order, bint gather, Py_ssize_t batch_size,
@@ -1075,15 +1193,16 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
     accumulated loss), the sums of squared weights and intercepts after the epoch
     (non-finite if training diverged) and the Adam step count. A signal handler
     that raises (Ctrl-C) stops the epoch between batches and its exception
-    propagates, with the parameters part-way through the epoch.
+    propagates, with the parameters part-way through the epoch. ``order`` is
+    copied before it is checked and used.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t n, k, n_rows = rows.c.n_rows
-    cdef double total = 0.0, wsq = 0.0, isq = 0.0
-    cdef const Py_ssize_t* order_ptr = NULL
+    cdef Block epoch
+    cdef EpochResult result
     cdef const floating[::1] sw_view
     cdef const floating* sw
-    cdef int status
+    cdef Py_ssize_t* order_copy = NULL
     if (rows.single != trainer.single
             or _is_single(<floating*> NULL) != trainer.single):
         raise TypeError("X, Y and the parameters must share one dtype")
@@ -1104,21 +1223,31 @@ def train_epoch(Trainer trainer, object X, const floating[:, ::1] Y,
             raise ValueError("sample_weight does not have one value per row of X")
         if n_rows > 0:
             sw = &sw_view[0]
-    if gather:
-        n = order.shape[0]
+    n = order.shape[0] if gather else n_rows
+    if gather and n > 0:
+        # The epoch reads a private copy of the order, checked after it was
+        # taken, so the caller cannot move a row index out of range under it.
+        order_copy = <Py_ssize_t*> malloc(n * sizeof(Py_ssize_t))
+        if order_copy == NULL:
+            raise MemoryError()
+        memcpy(order_copy, &order[0], n * sizeof(Py_ssize_t))
         for k in range(n):
-            if not 0 <= order[k] < n_rows:
+            if not 0 <= order_copy[k] < n_rows:
+                free(order_copy)
                 raise ValueError("order holds a row index out of range")
-        if n > 0:
-            order_ptr = &order[0]
-    else:
-        n = n_rows
-    with nogil:
-        status = _run_epoch(trainer, &rows.c, _first(Y), sw, weight_scale, order_ptr,
-                            n, batch_size, learning_rate, &adam_t, &total, &wsq, &isq)
-    if status:
-        _raise_pending()
-    return total, wsq, isq, adam_t
+    epoch.x = &rows.c
+    epoch.a0 = NULL
+    epoch.row_idx = order_copy
+    epoch.start = 0
+    epoch.n_rows = n
+    result.adam_t = adam_t
+    try:
+        with nogil:
+            _run_epoch(trainer, &epoch, _first(Y), sw, weight_scale, batch_size,
+                       learning_rate, &result)
+    finally:
+        free(order_copy)
+    return result.loss, result.coef_sq, result.intercept_sq, result.adam_t
 
 
 def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
@@ -1129,6 +1258,8 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     weights); grad_out holds ``[dW_0.ravel(), ..., dW_{L-1}.ravel(), db_0, ...,
     db_{L-1}]``, each scaled as scikit-learn scales it. Rows are processed in
     blocks of ``max_batch`` and the gradients summed, so memory stays bounded.
+    A signal handler that raises (Ctrl-C) stops it between blocks, and its
+    exception propagates.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t L = trainer.n_layers, n = rows.c.n_rows, start, nb, l, k, off
@@ -1141,10 +1272,11 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef floating** ig
     cdef floating* g
     cdef floating* w
-    cdef const floating* a0
+    cdef Block block
     cdef const floating[::1] sw_view
     cdef const floating* sw
     cdef floating alpha = <floating> trainer.alpha, denom
+    cdef Poll poll = _start_polling(_in_main_thread())
     if rows.single != trainer.single or _is_single(<floating*> NULL) != trainer.single:
         raise TypeError("X, Y and the parameters must share one dtype")
     n_outputs = trainer.units[L]
@@ -1182,42 +1314,41 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     for l in range(L):
         ig[l] = &grad_out[off]
         off += trainer.units[l + 1]
-    with nogil:
-        start = 0
-        while start < n:
-            nb = trainer.chunk if start + trainer.chunk <= n else n - start
-            a0 = _dense_block(&rows.c, act[0], NULL, start, nb)
-            _forward(L, trainer.units, coef, <floating**> trainer.intercept,
-                     trainer.activation, trainer.out_activation, &rows.c, a0, NULL,
-                     start, nb, act)
-            total += _loss_and_delta(act[L], _first(Y), sw, NULL, start, nb,
-                                     n_outputs, trainer.loss, delta[L - 1])
-            _backward(L, trainer.units, coef, trainer.activation, &rows.c, a0, NULL,
-                      start, act, delta, nb, cg, ig, start > 0)
-            start += nb
-        wsq = _params_sum_squares(trainer, act[L], &isq)
-        for l in range(L):
-            g = cg[l]
-            w = coef[l]
-            for k in range(trainer.units[l] * trainer.units[l + 1]):
-                g[k] = (g[k] + alpha * w[k]) / denom
-            g = ig[l]
-            for k in range(trainer.units[l + 1]):
-                g[k] = g[k] / denom
-    free(cg)
+    block.x = &rows.c
+    block.row_idx = NULL
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                nb = trainer.chunk if start + trainer.chunk <= n else n - start
+                block.start = start
+                block.n_rows = nb
+                block.a0 = _dense_block(&block, act[0])
+                _forward(&trainer.net, &block, act)
+                total += _loss_and_delta(act[L], _first(Y), sw, &block, n_outputs,
+                                         trainer.loss, delta[L - 1])
+                _backward(&trainer.net, &block, act, delta, cg, ig, start > 0)
+                start += nb
+                if start < n:
+                    _poll(&poll)
+            wsq = _params_sum_squares(trainer, act[L], &isq)
+            for l in range(L):
+                g = cg[l]
+                w = coef[l]
+                for k in range(trainer.units[l] * trainer.units[l + 1]):
+                    g[k] = (g[k] + alpha * w[k]) / denom
+                g = ig[l]
+                for k in range(trainer.units[l + 1]):
+                    g[k] = g[k] / denom
+    finally:
+        free(cg)
     return (total + 0.5 * trainer.alpha * wsq) / weight_sum
 
 
-cdef inline const floating* _first(const floating[:, ::1] a) noexcept nogil:
-    """Address of a[0, 0], or NULL for an array without elements."""
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        return NULL
-    return &a[0, 0]
-
-
 def max_threads():
-    """OpenMP's thread budget (OMP_NUM_THREADS, threadpoolctl limits)."""
-    return openmp.omp_get_max_threads()
+    """OpenMP's thread budget (OMP_NUM_THREADS, threadpoolctl limits), capped to
+    ``MAX_THREADS``; 1 in a build without OpenMP."""
+    return max(1, min(fastbp_omp_max_threads(), MAX_THREADS))
 
 
 # --------------------------------------------------------------------------
@@ -1228,22 +1359,31 @@ def predict(object X, list coefs, list intercepts, int activation,
             int out_activation, floating[:, ::1] out):
     """out = forward(X) through the given layers, in row blocks, GIL released.
 
-    X is an array or a ``Rows`` (dense or CSR) of out's dtype.
+    X is an array or a ``Rows`` (dense or CSR) of out's dtype. A signal handler
+    that raises (Ctrl-C) stops it between blocks, and its exception propagates;
+    out is then filled part-way.
     """
     cdef Rows rows = _as_rows(X)
-    cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block, start, nb
+    cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block_rows
+    cdef Py_ssize_t start, nb
     cdef Py_ssize_t nf = rows.c.n_features
     cdef Py_ssize_t* units
     cdef floating** table
     cdef floating* work
     cdef floating** bufs
-    cdef const floating* a0
+    cdef Net net
+    cdef Block block
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
+    cdef Poll poll = _start_polling(_in_main_thread())
     if L < 1 or len(intercepts) != L:
         raise ValueError("predict needs at least one layer")
     if rows.single != _is_single(<floating*> NULL):
         raise TypeError("X and out must share one dtype")
+    # Our own lists hold every layer's array for the whole call, whatever
+    # happens to the caller's lists meanwhile.
+    coefs = list(coefs)
+    intercepts = list(intercepts)
     units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
     table = <floating**> malloc((3 * L + 1) * sizeof(floating*))
     if units == NULL or table == NULL:
@@ -1275,24 +1415,39 @@ def predict(object X, list coefs, list intercepts, int activation,
         return
     # Blocks of about 64k hidden values keep the workspace in cache-sized pieces
     # while leaving the GEMMs large enough to run at full speed.
-    block = max(1, min(n, 65536 // widest))
-    work = <floating*> malloc(2 * block * widest * sizeof(floating))
+    block_rows = max(1, min(n, 65536 // widest))
+    work = <floating*> malloc(2 * block_rows * widest * sizeof(floating))
     if work == NULL:
         free(units)
         free(table)
         raise MemoryError()
     bufs = table + 2 * L
-    with nogil:
-        start = 0
-        while start < n:
-            nb = block if start + block <= n else n - start
-            for l in range(1, L):
-                bufs[l] = work + (l % 2) * block * widest
-            bufs[L] = &out[start, 0]
-            a0 = _dense_block(&rows.c, <floating*> NULL, NULL, start, nb)
-            _forward(L, units, table, table + L, activation, out_activation,
-                     &rows.c, a0, NULL, start, nb, bufs)
-            start += nb
-    free(work)
-    free(units)
-    free(table)
+    memset(&net, 0, sizeof(Net))
+    net.n_layers = L
+    net.n_threads = 1
+    net.units = units
+    net.coef = <void**> table
+    net.intercept = <void**> (table + L)
+    net.activation = activation
+    net.out_activation = out_activation
+    block.x = &rows.c
+    block.row_idx = NULL
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                nb = block_rows if start + block_rows <= n else n - start
+                for l in range(1, L):
+                    bufs[l] = work + (l % 2) * block_rows * widest
+                bufs[L] = &out[start, 0]
+                block.start = start
+                block.n_rows = nb
+                block.a0 = _dense_block(&block, <floating*> NULL)
+                _forward(&net, &block, bufs)
+                start += nb
+                if start < n:
+                    _poll(&poll)
+    finally:
+        free(work)
+        free(units)
+        free(table)
