@@ -15,6 +15,8 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 
 import fastbp
+from fastbp import BPRegressor
+from fastbp import __main__ as cli_main
 from fastbp.__main__ import main
 
 
@@ -188,7 +190,8 @@ def test_usage_errors_exit_2(table, capsys):
         with pytest.raises(SystemExit) as exc:
             main([str(a) for a in args])
         assert exc.value.code == 2
-    assert "expected layer sizes like 64,64" in capsys.readouterr().err
+    assert "argument --hidden: expected positive layer sizes like 64,64" in (
+        capsys.readouterr().err)
 
 
 def test_several_targets_and_training_r2(table, tmp_path, capsys):
@@ -227,3 +230,108 @@ def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
     assert code == 0
     assert sum(line.startswith("Iteration ") for line in out.splitlines()) == 3
     assert fastbp.load(tmp_path / "m.npz").verbose == 1
+
+
+# Hardening: every failure is one line and a non-zero exit, never a
+# traceback, and nothing is lost. The regression tests run the installed
+# command.
+
+
+def test_option_errors_say_what_they_wanted(script, table):
+    path, _ = table
+    result = run(script, "fit", path, "--target", "y", "--batch-size", "abc")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "fastbp fit: error: argument --batch-size: expected a positive integer or "
+        "'auto', got 'abc'")
+
+
+@pytest.mark.parametrize("option, value, wanted", [
+    ("--holdout", "1", "a fraction in [0, 1)"),
+    ("--hidden", "0", "positive layer sizes like 64,64, or 'none'"),
+    ("--alpha", "nan", "a number >= 0"),
+    ("--batch-size", "0", "a positive integer or 'auto'"),
+    ("--learning-rate-init", "0", "a number > 0"),
+    ("--max-iter", "2.5", "a positive integer"),
+    ("--tol", "-1", "a number >= 0"),
+    ("--n-iter-no-change", "never", "a positive integer or 'inf'"),
+    ("--validation-fraction", "inf", "a fraction in [0, 1)"),
+    ("--random-state", "-5", "an integer in [0, 2**32 - 1]"),
+    ("--drop", "id,", "comma-separated column names"),
+    ("--features", "", "comma-separated column names"),
+])
+def test_every_typed_option_says_what_it_wanted(table, tmp_path, capsys, option, value,
+                                                wanted):
+    path, _ = table
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", str(path), "--target", "y", "--out", str(tmp_path / "m.npz"),
+              option, value])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fastbp fit: error: argument %s: expected %s, got %r" % (option, wanted, value))
+
+
+def test_empty_out_is_a_usage_error(table, capsys):
+    path, _ = table
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(path), str(path), "--out", ""])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fastbp predict: error: argument --out/-o: expected a path, got ''")
+
+
+# The fit options that set a BPRegressor parameter, and those of them that
+# take a typed value.
+_OPTIONS = {
+    "--hidden": "hidden_layer_sizes", "--activation": "activation",
+    "--solver": "solver", "--loss": "loss", "--alpha": "alpha",
+    "--batch-size": "batch_size", "--learning-rate": "learning_rate",
+    "--learning-rate-init": "learning_rate_init", "--max-iter": "max_iter",
+    "--tol": "tol", "--n-iter-no-change": "n_iter_no_change",
+    "--early-stopping": "early_stopping",
+    "--validation-fraction": "validation_fraction", "--random-state": "random_state",
+}
+_PARAMETER = {flag: name for flag, name in _OPTIONS.items() if name not in (
+    "activation", "solver", "loss", "learning_rate", "early_stopping")}
+
+
+def test_defaults_come_from_the_estimator(script):
+    help_text = " ".join(run(script, "fit", "--help").stdout.split())
+    for flag, name in _OPTIONS.items():
+        default = BPRegressor().get_params()[name]
+        if name == "hidden_layer_sizes":
+            default = ",".join(map(str, default))
+        assert "%s: " % name in help_text and "(default: %s)" % default in help_text
+
+
+def test_defaults_follow_the_estimator(table, monkeypatch):
+    # One home for the facts: a new default in BPRegressor reaches the CLI.
+    kwdefaults = dict(BPRegressor.__init__.__kwdefaults__, alpha=0.5, max_iter=7)
+    monkeypatch.setattr(BPRegressor.__init__, "__kwdefaults__", kwdefaults)
+    args = cli_main._parser().parse_args(["fit", "data.csv", "--target", "y"])
+    assert args.alpha == 0.5 and args.max_iter == 7
+    for name in _OPTIONS.values():
+        assert getattr(args, name) == BPRegressor().get_params()[name]
+
+
+def test_choices_are_the_estimators(capsys):
+    parser = cli_main._parser()
+    fit = parser._subparsers._group_actions[0].choices["fit"]
+    for action in fit._actions:
+        if action.choices:
+            constraint = BPRegressor._parameter_constraints[action.dest][0]
+            assert set(action.choices) == constraint.options
+
+
+def test_column_options_take_lists(script, table, tmp_path):
+    path, _ = table
+    model = tmp_path / "model.npz"
+    result = run(script, "fit", path, "--target", "y", "--drop", "id,y2",
+                 *FIT_ARGS[4:], "--out", model)
+    assert result.returncode == 0, result.stderr
+    assert list(fastbp.load(model).feature_names_in_) == ["x1", "x2", "x3"]
+    result = run(script, "fit", path, "--target", "y,y2", "--features", "x1,x2",
+                 "--features", "x3", *FIT_ARGS[4:], "--out", model)
+    assert result.returncode == 0, result.stderr
+    est = fastbp.load(model)
+    assert list(est.feature_names_in_) == ["x1", "x2", "x3"] and est.n_outputs_ == 2
