@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The ``fastbp`` command: the installed console script, run in a subprocess."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -235,6 +236,82 @@ def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
 # Hardening: every failure is one line and a non-zero exit, never a
 # traceback, and nothing is lost. The regression tests run the installed
 # command.
+
+
+def _only_error(result):
+    """The message of a run that failed with exactly one line on stderr."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: "), result.stderr
+    return lines[0][len("fastbp: error: "):]
+
+
+def test_absurd_network_is_refused_before_allocation(script, table):
+    path, _ = table
+    result = run(script, "fit", path, "--target", "y", "--drop", "id,y2",
+                 "--hidden", "10000000000")
+    message = _only_error(result)
+    assert message.startswith("--hidden 10000000000: a network of 50000000001 "
+                              "parameters on 3 features needs at least ")
+    assert message.endswith("use smaller layers")
+
+
+def test_out_is_checked_before_training(script, table, tmp_path):
+    path, frame = table
+    out = tmp_path / "missing" / "m.npz"
+    result = run(script, "fit", path, "--target", "y", *FIT_ARGS, "--out", out)
+    # One line: no convergence warning, so training never started; and the
+    # path given, not a temporary file beside it.
+    assert _only_error(result) == "cannot write %s: no directory %s" % (
+        out, out.parent)
+
+    model = tmp_path / "model.npz"
+    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
+               "--out", model).returncode == 0
+    result = run(script, "predict", model, path, "--out", out)
+    assert _only_error(result) == "cannot write %s: no directory %s" % (
+        out, out.parent)
+
+    # Nothing is lost: neither the data nor the model is overwritten.
+    data = tmp_path / "data.csv"
+    shutil.copy(path, data)
+    before = data.read_bytes()
+    result = run(script, "fit", data, "--target", "y", *FIT_ARGS, "--out", data)
+    assert _only_error(result) == (
+        "cannot write %s: it is the input file %s; choose another --out" % (data, data))
+    result = run(script, "predict", model, data, "--out", model)
+    assert "it is the input file" in _only_error(result)
+    assert data.read_bytes() == before
+    fastbp.load(model)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_write_error_names_the_path(script, table, tmp_path):
+    path, _ = table
+    model = tmp_path / "model.npz"
+    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
+               "--out", model).returncode == 0
+    result = run(script, "predict", model, path, "--out", "/dev/full")
+    assert _only_error(result) == "cannot write /dev/full: %s" % os.strerror(
+        errno.ENOSPC)
+
+
+def test_save_error_names_the_path(table, tmp_path, capsys, monkeypatch):
+    path, _ = table
+
+    def save(self, where):
+        # As the atomic save reports it: the temporary file, not `where`.
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                      os.path.join(os.path.dirname(where), ".fastbp-tmp"))
+
+    monkeypatch.setattr(BPRegressor, "save", save)
+    out = tmp_path / "m.npz"
+    code, _, err = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS,
+                         "--max-iter", "2", "--out", out)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == "fastbp: error: cannot write %s: %s" % (
+        out, os.strerror(errno.ENOSPC))
 
 
 def test_option_errors_say_what_they_wanted(script, table):

@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import warnings
 
 _PARQUET = (".parquet", ".pq")
@@ -291,7 +292,92 @@ def write_table(frame, path):
         else:
             frame.to_csv(path, index=False)
     except OSError as exc:
-        raise CLIError("cannot write %s: %s" % (path, _one_line(exc))) from None
+        raise CLIError("cannot write %s: %s" % (path, _os_reason(exc))) from None
+
+
+def check_output(path, inputs, replaced):
+    """Fail now, before any training, if ``path`` cannot be written.
+
+    ``inputs`` are files that ``path`` must not overwrite. ``replaced`` says
+    that the file is written beside ``path`` and then renamed over it (as
+    models are), so ``path`` must be a regular file if it exists. Otherwise
+    it is written in place and may be a device or a pipe (``/dev/stdout``).
+    """
+    if path == "-":
+        return
+    if os.path.exists(path):
+        for source in inputs:
+            if os.path.exists(source) and os.path.samefile(path, source):
+                raise CLIError("cannot write %s: it is the input file %s; choose "
+                               "another --out" % (path, source))
+        if os.path.isdir(path):
+            raise CLIError("cannot write %s: it is a directory" % path)
+        if not os.path.isfile(path):
+            if replaced:
+                raise CLIError("cannot write %s: not a regular file" % path)
+            if not os.access(path, os.W_OK):
+                raise CLIError("cannot write %s: permission denied" % path)
+            return
+        if not replaced and not os.access(path, os.W_OK):
+            raise CLIError("cannot write %s: permission denied" % path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError("cannot write %s: no directory %s" % (path, directory))
+    # Creating and removing a file there is the one test that also holds on
+    # read-only file systems and for root.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fastbp-", dir=directory)
+    except OSError as exc:
+        raise CLIError("cannot write %s: %s" % (path, _os_reason(exc))) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _machine_memory():
+    """Bytes of memory this process may use at most, or None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    # A container's limit, cgroup v2 then v1.
+    for limit in ("/sys/fs/cgroup/memory.max",
+                  "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = int(text) if total is None else min(total, int(text))
+        break
+    return total
+
+
+def _gib(n_bytes):
+    return "%.3g GiB" % (n_bytes / 2**30)
+
+
+def check_network_size(est, n_rows, n_features, n_outputs):
+    """Refuse a network that cannot fit in this machine's memory, before
+    anything is allocated: an allocation that the kernel overcommits would
+    otherwise end in the out-of-memory killer, with no message at all."""
+    units = [n_features, *est.hidden_layer_sizes, n_outputs]
+    n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(units, units[1:]))
+    if est.solver == "lbfgs" or est.batch_size == "auto":
+        batch = n_rows if est.solver == "lbfgs" else min(200, n_rows)
+    else:
+        batch = min(est.batch_size, n_rows)
+    # A lower bound for any solver: the weights and their gradients, and the
+    # activations and deltas of one batch, in float64.
+    needed = 8 * (2 * n_params + 2 * batch * sum(units[1:]))
+    available = _machine_memory()
+    if available is not None and needed > available:
+        raise CLIError(
+            "--hidden %s: a network of %d parameters on %d features needs at least "
+            "%s of memory to train, and this machine has %s; use smaller layers"
+            % (_show_default(est.hidden_layer_sizes), n_params, n_features,
+               _gib(needed), _gib(available))
+        )
 
 
 # ----------------------------------------------------------------- commands
@@ -307,6 +393,9 @@ def run_fit(args):
 
     from ._regressor import BPRegressor
 
+    if not os.path.exists(args.data):
+        raise CLIError("cannot read %s: no such file" % args.data)
+    check_output(args.out, [args.data], replaced=True)
     frame = read_table(args.data)
     targets = _flatten(args.target)
     drop = _flatten(args.drop)
@@ -342,9 +431,13 @@ def run_fit(args):
 
     params = {name: getattr(args, name) for _, name, _, _ in _ESTIMATOR_OPTIONS}
     est = BPRegressor(**params, verbose=args.verbose)
+    check_network_size(est, len(X_train), len(features), len(targets))
     est.fit(X_train, y_train)
     r2 = est.score(X_val, y_val)
-    est.save(args.out)
+    try:
+        est.save(args.out)
+    except OSError as exc:
+        raise CLIError("cannot write %s: %s" % (args.out, _os_reason(exc))) from None
     which = "validation" if args.holdout > 0 else "training"
     print("%s R2 %.4f on %d rows (trained on %d rows, %d epochs)"
           % (which, r2, len(X_val), len(X_train), est.n_iter_))
@@ -359,6 +452,9 @@ def run_predict(args):
 
     if not os.path.exists(args.model):
         raise CLIError("cannot read %s: no such file" % args.model)
+    if not os.path.exists(args.data):
+        raise CLIError("cannot read %s: no such file" % args.data)
+    check_output(args.out, [args.data, args.model], replaced=False)
     est = load(args.model)
     frame = read_table(args.data)
     names = getattr(est, "feature_names_in_", None)
@@ -391,6 +487,12 @@ def run_predict(args):
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def _os_reason(exc):
+    """An OSError's reason without the file name it carries, which may be a
+    temporary file rather than the path the user gave."""
+    return exc.strerror or _one_line(exc)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
