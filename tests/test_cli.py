@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 import fastbp
 from fastbp import BPRegressor
+from fastbp import _cli
 from fastbp import __main__ as cli_main
 from fastbp.__main__ import main
 
@@ -355,6 +356,84 @@ def test_empty_out_is_a_usage_error(table, capsys):
     assert exc.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "fastbp predict: error: argument --out/-o: expected a path, got ''")
+
+
+@pytest.mark.parametrize("error", [
+    TypeError("unsupported operand"), OverflowError("int too large"),
+    fastbp._persist.ModelFileError("m.npz is corrupted."),
+    MemoryError("Unable to allocate 2 GiB"), RuntimeError("boom"),
+])
+def test_any_library_error_is_one_line(table, tmp_path, capsys, monkeypatch, error):
+    path, _ = table
+
+    def fit(self, X, y):
+        raise error
+
+    monkeypatch.setattr(BPRegressor, "fit", fit)
+    message = _one_error_line(capsys, "fit", path, "--target", "y", *FIT_ARGS,
+                              "--out", tmp_path / "m.npz")
+    assert str(error) in message
+    if isinstance(error, MemoryError):
+        assert message.startswith("out of memory: ")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_memory_error_in_predict_is_one_line(table, tmp_path, capsys, monkeypatch):
+    path, _ = table
+    model = tmp_path / "model.npz"
+    code = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS, "--out", model)[0]
+    assert code == 0
+
+    def predict(self, X):
+        raise MemoryError("Unable to allocate 2 GiB")
+
+    monkeypatch.setattr(BPRegressor, "predict", predict)
+    assert _one_error_line(capsys, "predict", model, path) == (
+        "out of memory: Unable to allocate 2 GiB")
+
+
+def _no_escape(argv):
+    # An escaping KeyboardInterrupt would end the whole pytest session.
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+
+
+def test_interrupt_anywhere_exits_130(monkeypatch, capsys):
+    def parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "_parser", parser)
+    assert _no_escape(["--version"]) == 130
+    assert capsys.readouterr().err == "fastbp: interrupted\n"
+
+
+def test_interrupt_in_a_command_exits_130(table, tmp_path, monkeypatch, capsys):
+    path, _ = table
+
+    def read_table(where):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "read_table", read_table)
+    assert _no_escape(["fit", str(path), "--target", "y",
+                       "--out", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "fastbp: interrupted\n"
+
+
+def test_closed_pipe_exits_quietly(script, table, tmp_path):
+    path, _ = table
+    model = tmp_path / "model.npz"
+    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
+               "--out", model).returncode == 0
+    # As `fastbp predict ... | head -0`: the reader is gone before any output.
+    proc = subprocess.Popen([*script, "predict", str(model), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141
+    assert stderr == b""
 
 
 # The fit options that set a BPRegressor parameter, and those of them that

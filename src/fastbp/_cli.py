@@ -3,8 +3,19 @@
 """``fastbp fit`` and ``fastbp predict``: train and predict from the shell.
 
 Data come as CSV, or as Parquet (``.parquet``, ``.pq``) when pyarrow is
-installed. Problems with the data or the model file are reported as one line,
-``fastbp: error: ...``, with exit status 1; usage errors exit with status 2.
+installed. Every failure is one line on stderr, never a traceback:
+
+- a bad option or a missing argument: argparse's usage and ``fastbp CMD:
+  error: ...``, exit status 2;
+- anything else (the data, the model file, an output that cannot be written,
+  a network too large for the machine, running out of memory):
+  ``fastbp: error: ...``, exit status 1;
+- Ctrl-C: ``fastbp: interrupted``, exit status 130; a reader that closes the
+  pipe (``fastbp predict ... | head``): no message, exit status 141.
+
+What can be checked before training is checked first, so that a mistake costs
+seconds, not a training run; a model file is replaced only once the new one
+is complete.
 """
 
 import argparse
@@ -279,6 +290,9 @@ def numeric_columns(frame, columns, path):
 def write_table(frame, path):
     if path == "-":
         frame.to_csv(sys.stdout, index=False)
+        # Inside the caller's error handling, so a closed pipe is seen here
+        # rather than at the interpreter's final flush.
+        sys.stdout.flush()
         return
     try:
         if path.lower().endswith(_PARQUET):
@@ -500,19 +514,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def run(args):
-    """Run a parsed subcommand; user errors become one line on stderr."""
+    """Run a parsed subcommand; every error becomes one line on stderr.
+
+    KeyboardInterrupt and BrokenPipeError pass through: the caller ends the
+    process for them (see ``fastbp.__main__``).
+    """
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
             return args.run(args)
         except CLIError as exc:
             message = str(exc)
+        except BrokenPipeError:
+            raise
         except (ValueError, OSError) as exc:
             # Bad data or a bad model file, as explained by the estimator or
-            # the loader: one line, no traceback.
+            # the loader.
             message = _one_line(exc)
-        except KeyboardInterrupt:
-            print("fastbp: interrupted", file=sys.stderr)
-            return 130
+        except MemoryError as exc:
+            message = "out of memory: %s" % _one_line(exc)
+        except Exception as exc:
+            # Anything else is a fastbp bug; still one line, naming the class.
+            message = "%s: %s" % (type(exc).__name__, _one_line(exc))
     print("fastbp: error: %s" % message, file=sys.stderr)
     return 1
