@@ -12,6 +12,8 @@ import sysconfig
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 
@@ -491,3 +493,50 @@ def test_column_options_take_lists(script, table, tmp_path):
     assert result.returncode == 0, result.stderr
     est = fastbp.load(model)
     assert list(est.feature_names_in_) == ["x1", "x2", "x3"] and est.n_outputs_ == 2
+
+
+# The parser against garbage: each typed option either rejects a value with a
+# message naming the option (exit 2), or accepts one that the estimator
+# accepts too, and the run goes on to fail on the missing data file (exit 1).
+
+_TYPED = ["--holdout", "--target", "--features", "--drop", "--out", *_PARAMETER]
+
+_garbage = st.one_of(
+    st.text(max_size=12),
+    st.from_regex(r"[-+]?[0-9]{0,12}([.,][0-9]{0,3})?(e[-+]?[0-9]{1,3})?",
+                  fullmatch=True),
+    st.sampled_from(["auto", "inf", "-inf", "nan", "none", "()", "1,2", ",", "0x10",
+                     "1_000", " 7 ", "4294967296", "9" * 5000, "--", "-h"]),
+    st.integers().map(str),
+    st.floats().map(repr),
+)
+
+
+@pytest.fixture(scope="module")
+def nowhere(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("garbage")
+    return folder / "missing.csv", folder / "m.npz"
+
+
+@pytest.mark.parametrize("option", _TYPED)
+@settings(derandomize=True, max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_garbage)
+def test_garbage_options(option, value, nowhere, capsys):
+    data, out = nowhere
+    argv = ["fit", str(data), "--target", "y", "--out", str(out), option, value]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 2:
+        assert "argument %s" % option in err.splitlines()[-1]
+        return
+    assert code == 1
+    assert err == "fastbp: error: cannot read %s: no such file\n" % data
+    if option in _PARAMETER:
+        accepted = cli_main._parser().parse_args(argv)
+        name = _PARAMETER[option]
+        BPRegressor(**{name: getattr(accepted, name)})._validate_params()
