@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 
@@ -241,6 +243,19 @@ def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
 # command.
 
 
+@pytest.fixture(scope="module")
+def saved_model(table, tmp_path_factory):
+    """A model of y on x1, x2, x3, saved as `fastbp fit` saves it."""
+    _, frame = table
+    est = BPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(frame[["x1", "x2", "x3"]], frame["y"])
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    est.save(path)
+    return path
+
+
 def _only_error(result):
     """The message of a run that failed with exactly one line on stderr."""
     assert result.returncode == 1, (result.returncode, result.stderr)
@@ -260,8 +275,8 @@ def test_absurd_network_is_refused_before_allocation(script, table):
     assert message.endswith("use smaller layers")
 
 
-def test_out_is_checked_before_training(script, table, tmp_path):
-    path, frame = table
+def test_out_is_checked_before_training(script, table, saved_model, tmp_path):
+    path, _ = table
     out = tmp_path / "missing" / "m.npz"
     result = run(script, "fit", path, "--target", "y", *FIT_ARGS, "--out", out)
     # One line: no convergence warning, so training never started; and the
@@ -269,32 +284,38 @@ def test_out_is_checked_before_training(script, table, tmp_path):
     assert _only_error(result) == "cannot write %s: no directory %s" % (
         out, out.parent)
 
-    model = tmp_path / "model.npz"
-    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
-               "--out", model).returncode == 0
-    result = run(script, "predict", model, path, "--out", out)
+    result = run(script, "predict", saved_model, path, "--out", out)
     assert _only_error(result) == "cannot write %s: no directory %s" % (
         out, out.parent)
 
-    # Nothing is lost: neither the data nor the model is overwritten.
-    data = tmp_path / "data.csv"
+
+def test_out_never_overwrites_an_input(table, saved_model, tmp_path, capsys):
+    path, _ = table
+    data, model = tmp_path / "data.csv", tmp_path / "model.npz"
     shutil.copy(path, data)
-    before = data.read_bytes()
-    result = run(script, "fit", data, "--target", "y", *FIT_ARGS, "--out", data)
-    assert _only_error(result) == (
+    shutil.copy(saved_model, model)
+    before = data.read_bytes(), model.read_bytes()
+    assert _one_error_line(capsys, "fit", data, "--target", "y", "--out", data) == (
         "cannot write %s: it is the input file %s; choose another --out" % (data, data))
-    result = run(script, "predict", model, data, "--out", model)
-    assert "it is the input file" in _only_error(result)
-    assert data.read_bytes() == before
-    fastbp.load(model)
+    for out in (data, model):
+        assert _one_error_line(capsys, "predict", model, data, "--out", out) == (
+            "cannot write %s: it is the input file %s; choose another --out"
+            % (out, out))
+    assert (data.read_bytes(), model.read_bytes()) == before
+    assert _one_error_line(capsys, "fit", data, "--target", "y",
+                           "--out", tmp_path) == (
+        "cannot write %s: it is a directory" % tmp_path)
+    if os.path.exists(os.devnull):
+        # The model is written beside --out and renamed over it.
+        assert _one_error_line(capsys, "fit", data, "--target", "y",
+                               "--out", os.devnull) == (
+            "cannot write %s: not a regular file" % os.devnull)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_write_error_names_the_path(script, table, tmp_path):
+def test_write_error_names_the_path(script, table, saved_model):
     path, _ = table
-    model = tmp_path / "model.npz"
-    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
-               "--out", model).returncode == 0
+    model = saved_model
     result = run(script, "predict", model, path, "--out", "/dev/full")
     assert _only_error(result) == "cannot write /dev/full: %s" % os.strerror(
         errno.ENOSPC)
@@ -380,11 +401,9 @@ def test_any_library_error_is_one_line(table, tmp_path, capsys, monkeypatch, err
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_memory_error_in_predict_is_one_line(table, tmp_path, capsys, monkeypatch):
+def test_memory_error_in_predict_is_one_line(table, saved_model, capsys, monkeypatch):
     path, _ = table
-    model = tmp_path / "model.npz"
-    code = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS, "--out", model)[0]
-    assert code == 0
+    model = saved_model
 
     def predict(self, X):
         raise MemoryError("Unable to allocate 2 GiB")
@@ -423,11 +442,9 @@ def test_interrupt_in_a_command_exits_130(table, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "fastbp: interrupted\n"
 
 
-def test_closed_pipe_exits_quietly(script, table, tmp_path):
+def test_closed_pipe_exits_quietly(script, table, saved_model):
     path, _ = table
-    model = tmp_path / "model.npz"
-    assert run(script, "fit", path, "--target", "y", *FIT_ARGS,
-               "--out", model).returncode == 0
+    model = saved_model
     # As `fastbp predict ... | head -0`: the reader is gone before any output.
     proc = subprocess.Popen([*script, "predict", str(model), str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -472,7 +489,7 @@ def test_defaults_follow_the_estimator(table, monkeypatch):
         assert getattr(args, name) == BPRegressor().get_params()[name]
 
 
-def test_choices_are_the_estimators(capsys):
+def test_choices_are_the_estimators():
     parser = cli_main._parser()
     fit = parser._subparsers._group_actions[0].choices["fit"]
     for action in fit._actions:
