@@ -2,19 +2,27 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The ``fastbp`` command: the installed console script, run in a subprocess."""
 
+import errno
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 
 import fastbp
+from fastbp import BPRegressor
+from fastbp import _cli
+from fastbp import __main__ as cli_main
 from fastbp.__main__ import main
 
 
@@ -188,7 +196,8 @@ def test_usage_errors_exit_2(table, capsys):
         with pytest.raises(SystemExit) as exc:
             main([str(a) for a in args])
         assert exc.value.code == 2
-    assert "expected layer sizes like 64,64" in capsys.readouterr().err
+    assert "argument --hidden: expected positive layer sizes like 64,64" in (
+        capsys.readouterr().err)
 
 
 def test_several_targets_and_training_r2(table, tmp_path, capsys):
@@ -227,3 +236,324 @@ def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
     assert code == 0
     assert sum(line.startswith("Iteration ") for line in out.splitlines()) == 3
     assert fastbp.load(tmp_path / "m.npz").verbose == 1
+
+
+# Hardening: every failure is one line and a non-zero exit, never a
+# traceback, and nothing is lost. The regression tests run the installed
+# command.
+
+
+@pytest.fixture(scope="module")
+def saved_model(table, tmp_path_factory):
+    """A model of y on x1, x2, x3, saved as `fastbp fit` saves it."""
+    _, frame = table
+    est = BPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(frame[["x1", "x2", "x3"]], frame["y"])
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    est.save(path)
+    return path
+
+
+def _only_error(result):
+    """The message of a run that failed with exactly one line on stderr."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: "), result.stderr
+    return lines[0][len("fastbp: error: "):]
+
+
+def test_absurd_network_is_refused_before_allocation(script, table):
+    path, _ = table
+    result = run(script, "fit", path, "--target", "y", "--drop", "id,y2",
+                 "--hidden", "10000000000")
+    message = _only_error(result)
+    assert message.startswith("--hidden 10000000000: a network of 50000000001 "
+                              "parameters on 3 features needs at least ")
+    assert message.endswith("use smaller layers")
+
+
+def test_out_is_checked_before_training(script, table, saved_model, tmp_path):
+    path, _ = table
+    out = tmp_path / "missing" / "m.npz"
+    result = run(script, "fit", path, "--target", "y", *FIT_ARGS, "--out", out)
+    # One line: no convergence warning, so training never started; and the
+    # path given, not a temporary file beside it.
+    assert _only_error(result) == "cannot write %s: no directory %s" % (
+        out, out.parent)
+
+    result = run(script, "predict", saved_model, path, "--out", out)
+    assert _only_error(result) == "cannot write %s: no directory %s" % (
+        out, out.parent)
+
+
+def test_out_never_overwrites_an_input(table, saved_model, tmp_path, capsys):
+    path, _ = table
+    data, model = tmp_path / "data.csv", tmp_path / "model.npz"
+    shutil.copy(path, data)
+    shutil.copy(saved_model, model)
+    before = data.read_bytes(), model.read_bytes()
+    assert _one_error_line(capsys, "fit", data, "--target", "y", "--out", data) == (
+        "cannot write %s: it is the input file %s; choose another --out" % (data, data))
+    for out in (data, model):
+        assert _one_error_line(capsys, "predict", model, data, "--out", out) == (
+            "cannot write %s: it is the input file %s; choose another --out"
+            % (out, out))
+    assert (data.read_bytes(), model.read_bytes()) == before
+    assert _one_error_line(capsys, "fit", data, "--target", "y",
+                           "--out", tmp_path) == (
+        "cannot write %s: it is a directory" % tmp_path)
+    if os.path.exists(os.devnull):
+        # The model is written beside --out and renamed over it.
+        assert _one_error_line(capsys, "fit", data, "--target", "y",
+                               "--out", os.devnull) == (
+            "cannot write %s: not a regular file" % os.devnull)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_write_error_names_the_path(script, table, saved_model):
+    path, _ = table
+    model = saved_model
+    result = run(script, "predict", model, path, "--out", "/dev/full")
+    assert _only_error(result) == "cannot write /dev/full: %s" % os.strerror(
+        errno.ENOSPC)
+
+
+def test_save_error_names_the_path(table, tmp_path, capsys, monkeypatch):
+    path, _ = table
+
+    def save(self, where):
+        # As the atomic save reports it: the temporary file, not `where`.
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                      os.path.join(os.path.dirname(where), ".fastbp-tmp"))
+
+    monkeypatch.setattr(BPRegressor, "save", save)
+    out = tmp_path / "m.npz"
+    code, _, err = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS,
+                         "--max-iter", "2", "--out", out)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == "fastbp: error: cannot write %s: %s" % (
+        out, os.strerror(errno.ENOSPC))
+
+
+def test_option_errors_say_what_they_wanted(script, table):
+    path, _ = table
+    result = run(script, "fit", path, "--target", "y", "--batch-size", "abc")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "fastbp fit: error: argument --batch-size: expected a positive integer or "
+        "'auto', got 'abc'")
+
+
+@pytest.mark.parametrize("option, value, wanted", [
+    ("--holdout", "1", "a fraction in [0, 1)"),
+    ("--hidden", "0", "positive layer sizes like 64,64, or 'none'"),
+    ("--alpha", "nan", "a number >= 0"),
+    ("--batch-size", "0", "a positive integer or 'auto'"),
+    ("--learning-rate-init", "0", "a number > 0"),
+    ("--max-iter", "2.5", "a positive integer"),
+    ("--tol", "-1", "a number >= 0"),
+    ("--n-iter-no-change", "never", "a positive integer or 'inf'"),
+    ("--validation-fraction", "inf", "a fraction in [0, 1)"),
+    ("--random-state", "-5", "an integer in [0, 2**32 - 1]"),
+    ("--drop", "id,", "comma-separated column names"),
+    ("--features", "", "comma-separated column names"),
+])
+def test_every_typed_option_says_what_it_wanted(table, tmp_path, capsys, option, value,
+                                                wanted):
+    path, _ = table
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", str(path), "--target", "y", "--out", str(tmp_path / "m.npz"),
+              option, value])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fastbp fit: error: argument %s: expected %s, got %r" % (option, wanted, value))
+
+
+def test_empty_out_is_a_usage_error(table, capsys):
+    path, _ = table
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(path), str(path), "--out", ""])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fastbp predict: error: argument --out/-o: expected a path, got ''")
+
+
+@pytest.mark.parametrize("error", [
+    TypeError("unsupported operand"), OverflowError("int too large"),
+    fastbp._persist.ModelFileError("m.npz is corrupted."),
+    MemoryError("Unable to allocate 2 GiB"), RuntimeError("boom"),
+])
+def test_any_library_error_is_one_line(table, tmp_path, capsys, monkeypatch, error):
+    path, _ = table
+
+    def fit(self, X, y):
+        raise error
+
+    monkeypatch.setattr(BPRegressor, "fit", fit)
+    message = _one_error_line(capsys, "fit", path, "--target", "y", *FIT_ARGS,
+                              "--out", tmp_path / "m.npz")
+    assert str(error) in message
+    if isinstance(error, MemoryError):
+        assert message.startswith("out of memory: ")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_memory_error_in_predict_is_one_line(table, saved_model, capsys, monkeypatch):
+    path, _ = table
+    model = saved_model
+
+    def predict(self, X):
+        raise MemoryError("Unable to allocate 2 GiB")
+
+    monkeypatch.setattr(BPRegressor, "predict", predict)
+    assert _one_error_line(capsys, "predict", model, path) == (
+        "out of memory: Unable to allocate 2 GiB")
+
+
+def _no_escape(argv):
+    # An escaping KeyboardInterrupt would end the whole pytest session.
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+
+
+def test_interrupt_anywhere_exits_130(monkeypatch, capsys):
+    def parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "_parser", parser)
+    assert _no_escape(["--version"]) == 130
+    assert capsys.readouterr().err == "fastbp: interrupted\n"
+
+
+def test_interrupt_in_a_command_exits_130(table, tmp_path, monkeypatch, capsys):
+    path, _ = table
+
+    def read_table(where):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "read_table", read_table)
+    assert _no_escape(["fit", str(path), "--target", "y",
+                       "--out", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "fastbp: interrupted\n"
+
+
+def test_closed_pipe_exits_quietly(script, table, saved_model):
+    path, _ = table
+    model = saved_model
+    # As `fastbp predict ... | head -0`: the reader is gone before any output.
+    proc = subprocess.Popen([*script, "predict", str(model), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141
+    assert stderr == b""
+
+
+# The fit options that set a BPRegressor parameter, and those of them that
+# take a typed value.
+_OPTIONS = {
+    "--hidden": "hidden_layer_sizes", "--activation": "activation",
+    "--solver": "solver", "--loss": "loss", "--alpha": "alpha",
+    "--batch-size": "batch_size", "--learning-rate": "learning_rate",
+    "--learning-rate-init": "learning_rate_init", "--max-iter": "max_iter",
+    "--tol": "tol", "--n-iter-no-change": "n_iter_no_change",
+    "--early-stopping": "early_stopping",
+    "--validation-fraction": "validation_fraction", "--random-state": "random_state",
+}
+_PARAMETER = {flag: name for flag, name in _OPTIONS.items() if name not in (
+    "activation", "solver", "loss", "learning_rate", "early_stopping")}
+
+
+def test_defaults_come_from_the_estimator(script):
+    help_text = " ".join(run(script, "fit", "--help").stdout.split())
+    for flag, name in _OPTIONS.items():
+        default = BPRegressor().get_params()[name]
+        if name == "hidden_layer_sizes":
+            default = ",".join(map(str, default))
+        assert "%s: " % name in help_text and "(default: %s)" % default in help_text
+
+
+def test_defaults_follow_the_estimator(table, monkeypatch):
+    # One home for the facts: a new default in BPRegressor reaches the CLI.
+    kwdefaults = dict(BPRegressor.__init__.__kwdefaults__, alpha=0.5, max_iter=7)
+    monkeypatch.setattr(BPRegressor.__init__, "__kwdefaults__", kwdefaults)
+    args = cli_main._parser().parse_args(["fit", "data.csv", "--target", "y"])
+    assert args.alpha == 0.5 and args.max_iter == 7
+    for name in _OPTIONS.values():
+        assert getattr(args, name) == BPRegressor().get_params()[name]
+
+
+def test_choices_are_the_estimators():
+    parser = cli_main._parser()
+    fit = parser._subparsers._group_actions[0].choices["fit"]
+    for action in fit._actions:
+        if action.choices:
+            constraint = BPRegressor._parameter_constraints[action.dest][0]
+            assert set(action.choices) == constraint.options
+
+
+def test_column_options_take_lists(script, table, tmp_path):
+    path, _ = table
+    model = tmp_path / "model.npz"
+    result = run(script, "fit", path, "--target", "y", "--drop", "id,y2",
+                 *FIT_ARGS[4:], "--out", model)
+    assert result.returncode == 0, result.stderr
+    assert list(fastbp.load(model).feature_names_in_) == ["x1", "x2", "x3"]
+    result = run(script, "fit", path, "--target", "y,y2", "--features", "x1,x2",
+                 "--features", "x3", *FIT_ARGS[4:], "--out", model)
+    assert result.returncode == 0, result.stderr
+    est = fastbp.load(model)
+    assert list(est.feature_names_in_) == ["x1", "x2", "x3"] and est.n_outputs_ == 2
+
+
+# The parser against garbage: each typed option either rejects a value with a
+# message naming the option (exit 2), or accepts one that the estimator
+# accepts too, and the run goes on to fail on the missing data file (exit 1).
+
+_TYPED = ["--holdout", "--target", "--features", "--drop", "--out", *_PARAMETER]
+
+_garbage = st.one_of(
+    st.text(max_size=12),
+    st.from_regex(r"[-+]?[0-9]{0,12}([.,][0-9]{0,3})?(e[-+]?[0-9]{1,3})?",
+                  fullmatch=True),
+    st.sampled_from(["auto", "inf", "-inf", "nan", "none", "()", "1,2", ",", "0x10",
+                     "1_000", " 7 ", "4294967296", "9" * 5000, "--", "-h"]),
+    st.integers().map(str),
+    st.floats().map(repr),
+)
+
+
+@pytest.fixture(scope="module")
+def nowhere(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("garbage")
+    return folder / "missing.csv", folder / "m.npz"
+
+
+@pytest.mark.parametrize("option", _TYPED)
+@settings(derandomize=True, max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_garbage)
+def test_garbage_options(option, value, nowhere, capsys):
+    data, out = nowhere
+    argv = ["fit", str(data), "--target", "y", "--out", str(out), option, value]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 2:
+        assert "argument %s" % option in err.splitlines()[-1]
+        return
+    assert code == 1
+    assert err == "fastbp: error: cannot read %s: no such file\n" % data
+    if option in _PARAMETER:
+        accepted = cli_main._parser().parse_args(argv)
+        name = _PARAMETER[option]
+        BPRegressor(**{name: getattr(accepted, name)})._validate_params()

@@ -3,6 +3,7 @@
 """The ``fastbp`` command (also ``python -m fastbp``)."""
 
 import argparse
+import os
 import sys
 
 from ._cli import add_commands
@@ -26,6 +27,30 @@ def _parser():
 
 
 def main(argv=None):
+    """Run the command; return its exit status."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Flushed here, not at exit, so that a closed pipe is caught
+            # below, even after --help.
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("fastbp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader has gone (`fastbp predict ... | head`): stop quietly, as
+        # if killed by SIGPIPE. Pointing stdout at devnull keeps Python's own
+        # flush at exit from reporting the broken pipe again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+
+
+def _main(argv):
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
