@@ -3,6 +3,8 @@
 """Dask: incremental training over blocks on a real LocalCluster, GridSearchCV
 through joblib's Dask backend, and partial_fit on read-only arrays."""
 
+import copy
+import doctest
 import logging
 import warnings
 
@@ -14,7 +16,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-from fastbp import BPRegressor
+from fastbp import BPClassifier, BPRegressor
 
 da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
@@ -50,13 +52,13 @@ def _key_name(key):
     return key[0] if isinstance(key, tuple) else key
 
 
-def _partial_fit_blocks(est, X, y, n_blocks, n_epochs):
+def _partial_fit_blocks(est, X, y, n_blocks, n_epochs, **kwargs):
     bounds = np.linspace(0, len(y), n_blocks + 1).astype(int)
     rows = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     for _ in range(n_epochs):
         for block in rows:
             X_block = X.iloc[block] if hasattr(X, "iloc") else X[block]
-            est.partial_fit(X_block, y[block])
+            est.partial_fit(X_block, y[block], **kwargs)
     return est
 
 
@@ -94,6 +96,89 @@ def test_fit_incremental_on_a_dask_dataframe(client, data):
     np.testing.assert_allclose(est.predict(frame), expected.predict(frame), rtol=1e-12)
 
 
+@pytest.fixture(scope="module")
+def labels(data):
+    """Three classes, as strings, and a two-label indicator matrix of data's X."""
+    X = data[0]
+    index = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    return np.array(["low", "mid", "high"])[index], np.column_stack(
+        [X[:, 0] > 0, X[:, 2] > 0]).astype(np.int64)
+
+
+def _clf(**params):
+    return BPClassifier(**{"hidden_layer_sizes": (8,), "random_state": 0, **params})
+
+
+def _check_same_classifier(est, expected, X):
+    np.testing.assert_array_equal(est.classes_, expected.classes_)
+    assert est.loss_curve_ == pytest.approx(expected.loss_curve_, rel=1e-12)
+    np.testing.assert_allclose(est.predict_proba(X), expected.predict_proba(X),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(est.predict(X), expected.predict(X))
+
+
+def test_classifier_finds_its_classes_on_the_cluster(client, data, labels):
+    X, y = data[0], labels[0]
+    # "high" rows last: the first blocks hold only two of the three classes.
+    order = np.argsort(y == "high", kind="stable")
+    X, y = X[order], y[order]
+    assert set(y[:200]) < set(y)
+    X_dask, y_dask = da.from_array(X, chunks=(200, 6)), da.from_array(y, chunks=200)
+    X_dask, y_dask = client.persist([X_dask, y_dask])
+    with distributed.get_task_stream(client) as stream:
+        est = fit_incremental(_clf(), X_dask, y_dask, n_epochs=2)
+    expected = _partial_fit_blocks(_clf(), X, y, n_blocks=6, n_epochs=2,
+                                   classes=np.unique(y))
+    _check_same_classifier(est, expected, X)
+    steps = [t for t in stream.data if _key_name(t["key"]).startswith("_partial_fit")]
+    assert len(steps) == 12 and len({t["worker"] for t in steps}) == 2
+
+
+def test_classifier_on_a_dask_dataframe_with_given_classes(client, data, labels):
+    X, y = data[0], labels[0]
+    frame = pd.DataFrame(X, columns=["f%d" % i for i in range(6)])
+    X_dask = dd.from_pandas(frame, npartitions=3)
+    y_dask = dd.from_pandas(pd.Series(y, name="y"), npartitions=3)
+    classes = ["high", "low", "mid", "none"]  # a class no row holds
+    est = fit_incremental(_clf(solver="sgd"), X_dask, y_dask, classes=classes)
+    assert list(est.classes_) == classes
+    assert list(est.feature_names_in_) == list(frame.columns)
+    expected = _partial_fit_blocks(_clf(solver="sgd"), frame, y, n_blocks=3,
+                                   n_epochs=1, classes=classes)
+    _check_same_classifier(est, expected, frame)
+
+
+def test_multilabel_classifier_needs_no_classes(client, data, labels):
+    X, Y = data[0], labels[1]
+    X_dask, Y_dask = da.from_array(X, chunks=(400, 6)), da.from_array(Y, chunks=400)
+    est = fit_incremental(_clf(), X_dask, Y_dask)
+    expected = _partial_fit_blocks(_clf(), X, Y, n_blocks=3, n_epochs=1)
+    _check_same_classifier(est, expected, X)
+    assert est.predict(X).shape == (len(X), 2)
+
+
+def test_fitted_classifier_continues(data, labels):
+    # A fitted classifier knows its classes: no pass over y, and the same
+    # results as more partial_fit calls.
+    X, y = data[0], labels[0]
+    X_dask, y_dask = da.from_array(X, chunks=(600, 6)), da.from_array(y, chunks=600)
+    start = _clf().partial_fit(X[:100], y[:100], classes=np.unique(y))
+    est = fit_incremental(copy.deepcopy(start), X_dask, y_dask)
+    expected = _partial_fit_blocks(start, X, y, n_blocks=2, n_epochs=1)
+    _check_same_classifier(est, expected, X)
+
+
+def test_docstring_examples_hold():
+    # Dask's local scheduler runs the examples of fit_incremental.
+    runner = doctest.DocTestRunner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for test in doctest.DocTestFinder().find(fit_incremental, globs={}):
+            runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_fit_incremental_shuffles_blocks_reproducibly(data):
     # Dask's local scheduler: no Client needed.
     X, y = data
@@ -109,8 +194,13 @@ def test_fit_incremental_errors(data):
     X_dask, y_dask = da.from_array(X, chunks=300), da.from_array(y, chunks=300)
     with pytest.raises(TypeError, match="takes a dask array or dask DataFrame"):
         fit_incremental(_est(), X, y)
-    with pytest.raises(TypeError, match="has no partial_fit"):
+    match = "has no partial_fit .BPRegressor and BPClassifier have it"
+    with pytest.raises(TypeError, match=match):
         fit_incremental(_est(solver="lbfgs"), X_dask, y_dask)
+    with pytest.raises(TypeError, match=match):
+        fit_incremental(_clf(solver="lbfgs"), X_dask, y_dask > 0)
+    with pytest.raises(ValueError, match="classes is for classifiers"):
+        fit_incremental(_est(), X_dask, y_dask, classes=[0, 1])
     with pytest.raises(ValueError, match="rows"):
         fit_incremental(_est(), X_dask, y_dask[:-1])
     with pytest.raises(ValueError, match="early_stopping"):

@@ -23,10 +23,11 @@ class TrainingCurveDisplay:
     :meth:`from_estimator`, or from the curves themselves and then call
     :meth:`plot`. Needs matplotlib (``pip install fastbp[plot]``).
 
-    The training loss is drawn on the left axis. The validation R² (recorded
-    with ``early_stopping=True``) is drawn on a second y axis on the right. A
-    dashed vertical line marks the best epoch: the best validation score when
-    there is one, else the lowest training loss.
+    The training loss is drawn on the left axis. The validation score
+    (recorded with ``early_stopping=True``: R² for a regressor, accuracy for a
+    classifier) is drawn on a second y axis on the right. A dashed vertical
+    line marks the best epoch: the best validation score when there is one,
+    else the lowest training loss.
 
     Parameters
     ----------
@@ -40,6 +41,9 @@ class TrainingCurveDisplay:
         Used in the title.
     xlabel : str, default="epoch"
         The label of the x axis ("iteration" for L-BFGS).
+    score_name : str, default=None
+        The name of the validation score ("R²", "accuracy"), used in its axis
+        label and legend; None means "score".
 
     Attributes
     ----------
@@ -73,12 +77,13 @@ class TrainingCurveDisplay:
     """
 
     def __init__(self, *, loss_curve, validation_scores=None, best_epoch=None,
-                 estimator_name=None, xlabel="epoch"):
+                 estimator_name=None, xlabel="epoch", score_name=None):
         self.loss_curve = loss_curve
         self.validation_scores = validation_scores
         self.best_epoch = best_epoch
         self.estimator_name = estimator_name
         self.xlabel = xlabel
+        self.score_name = score_name
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None, name=None, **kwargs):
@@ -86,8 +91,9 @@ class TrainingCurveDisplay:
 
         Parameters
         ----------
-        estimator : BPRegressor or Pipeline ending in one
-            A fitted estimator with ``loss_curve_``.
+        estimator : BPRegressor, BPClassifier or Pipeline ending in one
+            A fitted estimator with ``loss_curve_``. Its class's score (R²,
+            accuracy) names the validation curve.
         ax : matplotlib Axes, default=None
             Where to draw; None makes a new figure.
         name : str, default=None
@@ -117,6 +123,7 @@ class TrainingCurveDisplay:
             estimator_name=name or type(estimator).__name__,
             xlabel="iteration" if getattr(estimator, "solver", None) == "lbfgs"
             else "epoch",
+            score_name=getattr(type(estimator), "_score_name", None),
         )
         return display.plot(ax=ax, **kwargs)
 
@@ -172,10 +179,10 @@ class TrainingCurveDisplay:
         self.validation_ax_ = self.validation_line_ = None
         if scores is not None:
             self.validation_ax_ = ax.twinx()
-            style = {"color": "C1", "label": "validation R²",
-                     **(validation_kwargs or {})}
+            label = "validation %s" % (self.score_name or "score")
+            style = {"color": "C1", "label": label, **(validation_kwargs or {})}
             (self.validation_line_,) = self.validation_ax_.plot(epochs, scores, **style)
-            self.validation_ax_.set_ylabel("validation R²")
+            self.validation_ax_.set_ylabel(label)
             handles.append(self.validation_line_)
 
         self.best_epoch_line_ = ax.axvline(

@@ -8,7 +8,8 @@ bookkeeping (a True return asks the loop to stop), ``close()`` at the end, also
 when the loop ends by an exception.
 
 - ``verbose >= 2`` shows a live bar (tqdm, when installed) with the epoch, the
-  loss, the validation score and samples/s, or else prints one plain line per
+  loss, the validation score (named by the estimator's ``_score_name``: R²,
+  accuracy) and samples/s, or else prints one plain line per
   epoch. A call of a single epoch (``partial_fit``) always prints a line: a bar
   that is full at once tells nothing.
 - With scikit-learn's experimental ``sklearn.callback`` API (1.9+), ``fit`` is
@@ -57,7 +58,7 @@ class EpochReporter:
 
     Parameters
     ----------
-    estimator : BPRegressor
+    estimator : BPRegressor or BPClassifier
         The estimator being trained.
     n_train : int
         Training rows per epoch (for samples/s).
@@ -84,6 +85,9 @@ class EpochReporter:
             "sample_weight": sample_weight
         }
         self.max_epochs = max_epochs
+        # Plain ASCII for terminals: "R2", "accuracy".
+        self.score_name = getattr(type(estimator), "_score_name", "score").replace(
+            "²", "2")
         self.n_begun = 0
         self.started = None
         self.bar = None
@@ -138,14 +142,14 @@ class EpochReporter:
         if self.bar is not None:
             postfix = "loss=%.4g" % loss
             if validation_score is not None:
-                postfix += ", val_r2=%.4f" % validation_score
+                postfix += ", val_%s=%.4f" % (self.score_name.lower(), validation_score)
             postfix += ", %.3g samples/s" % rate
             self.bar.set_postfix_str(postfix, refresh=False)
             self.bar.update(1)
             return
         line = "epoch %d  loss %.6g" % (epoch, loss)
         if validation_score is not None:
-            line += "  validation R2 %.4f" % validation_score
+            line += "  validation %s %.4f" % (self.score_name, validation_score)
         line += "  %.0f samples/s" % rate
         print(line, file=sys.stdout, flush=True)
 

@@ -18,6 +18,10 @@ the client included, ever holds more than one block::
     y = X.sum(axis=1)
     est = fit_incremental(BPRegressor(hidden_layer_sizes=(64,)), X, y, n_epochs=3)
 
+A ``BPClassifier`` trains the same way. Its first ``partial_fit`` must know
+every class; ``fit_incremental`` passes ``classes=`` through, or finds the
+classes of y on the cluster when it is not given.
+
 The same code runs on a cluster of many machines: point the ``Client`` at its
 scheduler instead of starting a local one. Without a ``Client``, Dask's default
 scheduler runs the steps in this process, one block in memory at a time.
@@ -35,6 +39,7 @@ Requires the ``dask`` extra: ``pip install fastbp[dask]``.
 import copy
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
 try:
@@ -47,15 +52,28 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["fit_incremental"]
 
 
-def _partial_fit(estimator, X, y):
+def _partial_fit(estimator, X, y, classes=None):
     # Runs on a worker. Each step trains a copy: the previous step's model may
     # be shared in the worker's memory (or be the caller's object under a local
     # scheduler), and a step that is run again after a worker failure must
     # start from the same model.
     estimator = copy.deepcopy(estimator)
     if len(X):
-        estimator.partial_fit(X, y)
+        if classes is None:
+            estimator.partial_fit(X, y)
+        else:
+            estimator.partial_fit(X, y, classes=classes)
     return estimator
+
+
+def _all_classes(y):
+    """The sorted classes of a 1-D dask target, computed on the cluster."""
+    import dask.array as da
+    import dask.dataframe as dd
+
+    if isinstance(y, dd.Series):
+        y = y.to_dask_array(lengths=True)
+    return da.unique(y).compute()
 
 
 def _blocks(X, y):
@@ -104,7 +122,7 @@ def _blocks(X, y):
 
 
 def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
-                    random_state=None):
+                    random_state=None, classes=None):
     """Train ``estimator`` with ``partial_fit`` over the blocks of dask data.
 
     One epoch calls ``partial_fit`` once per block of rows, in order (or in a
@@ -114,24 +132,32 @@ def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
 
     Parameters
     ----------
-    estimator : BPRegressor
+    estimator : BPRegressor or BPClassifier
         An estimator with ``partial_fit``: a stochastic solver, without
         early stopping. A fitted one continues where it stands.
     X : dask.array.Array or dask.dataframe.DataFrame
         The features. A dataframe keeps its column names, which then become
         ``feature_names_in_``.
     y : dask.array.Array, dask.dataframe.Series or dask.dataframe.DataFrame
-        The targets, with the same row blocks or partitions as X.
+        The targets (for a classifier: labels, or a multilabel indicator
+        matrix), with the same row blocks or partitions as X.
     n_epochs : int, default=1
         Passes over all the blocks.
     shuffle_blocks : bool, default=False
         Visit the blocks in a new random order in each epoch.
     random_state : int, RandomState instance or None, default=None
         Seeds the block order when ``shuffle_blocks`` is True.
+    classes : array-like of shape (n_classes,), default=None
+        Classifiers only: every class of the whole data, passed to each
+        ``partial_fit`` call (a block need not hold every class). When None,
+        an unfitted classifier with one column of labels gets
+        ``dask.array.unique(y)``, computed on the cluster first: one extra
+        pass over y (not X). Pass ``classes`` to save that pass. A multilabel
+        target needs none: its columns are the labels.
 
     Returns
     -------
-    estimator : BPRegressor
+    estimator : BPRegressor or BPClassifier
         The same object, now holding the trained state.
 
     Examples
@@ -145,11 +171,25 @@ def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
     ...                       X, y, n_epochs=2)
     >>> est.n_features_in_, len(est.loss_curve_)
     (3, 8)
+
+    A classifier's classes are found on the cluster when not given:
+
+    >>> from fastbp import BPClassifier
+    >>> labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    >>> clf = fit_incremental(BPClassifier(hidden_layer_sizes=(8,), random_state=0),
+    ...                       X, labels)
+    >>> clf.classes_.tolist()
+    [0, 1, 2]
     """
     if not hasattr(estimator, "partial_fit"):
         raise TypeError(
-            "%s has no partial_fit (BPRegressor has it with solver='sgd' or 'adam')."
-            % type(estimator).__name__
+            "%s has no partial_fit (BPRegressor and BPClassifier have it with "
+            "solver='sgd' or 'adam')." % type(estimator).__name__
+        )
+    classifier = is_classifier(estimator)
+    if classes is not None and not classifier:
+        raise ValueError(
+            "classes is for classifiers; %s is not one." % type(estimator).__name__
         )
     if int(n_epochs) != n_epochs or n_epochs < 1:
         raise ValueError("n_epochs must be a positive integer; got %r." % (n_epochs,))
@@ -158,6 +198,9 @@ def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
         raise ValueError("X and y have %d and %d blocks."
                          % (len(X_blocks), len(y_blocks)))
     rng = check_random_state(random_state)
+    if (classifier and classes is None and not hasattr(estimator, "classes_")
+            and getattr(y, "ndim", 2) == 1):
+        classes = _all_classes(y)
 
     step = dask.delayed(_partial_fit, pure=False)
     model = estimator
@@ -166,7 +209,9 @@ def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
         if shuffle_blocks:
             rng.shuffle(order)
         for i in order:
-            model = step(model, X_blocks[i], y_blocks[i])
+            # Every step gets the classes, not only the first: a leading empty
+            # block skips its partial_fit, and partial_fit only checks them later.
+            model = step(model, X_blocks[i], y_blocks[i], classes)
     (trained,) = dask.compute(model)
     # Hand the trained state back to the caller's object, as fit does.
     estimator.__dict__.update(trained.__dict__)

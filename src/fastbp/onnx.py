@@ -1,23 +1,54 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""ONNX export: importing this module registers BPRegressor with skl2onnx.
+"""ONNX export: importing this module registers fastbp's estimators with skl2onnx.
 
-After ``import fastbp.onnx``, ``skl2onnx.to_onnx`` converts a ``BPRegressor``,
-or any pipeline that contains one, like a built-in scikit-learn model::
+After ``import fastbp.onnx``, ``skl2onnx.to_onnx`` converts a ``BPRegressor``
+or a ``BPClassifier``, or any pipeline that contains one, like a built-in
+scikit-learn model::
 
-    import fastbp.onnx  # noqa: F401 (registers the converter)
+    import fastbp.onnx  # noqa: F401 (registers the converters)
     from skl2onnx import to_onnx
 
     onx = to_onnx(pipeline, X[:1])
 
-The graph is one ``MatMul`` and one ``Add`` per layer, each followed by the
-layer's activation (``Relu``, ``Tanh``, ``Sigmoid``, nothing for identity, and
-``Exp`` for the output of a Poisson model). The output has shape
-``(n_samples, n_outputs_)`` in the input's float type: float32 input gives a
-float32 graph, float64 input a float64 graph, and integer or boolean input is
-cast to float64, as ``predict`` does. skl2onnx's own ``MLPRegressor`` converter
-is not used because it cannot express the ``exp`` output and flattens several
-outputs into one column.
+Both estimators share one network graph: one ``MatMul`` and one ``Add`` per
+layer, each followed by the layer's activation (``Relu``, ``Tanh``,
+``Sigmoid``, nothing for identity; ``Exp`` for the output of a Poisson model,
+``Softmax`` for a multiclass one). The graph computes in the input's float
+type: float32 input gives a float32 graph, float64 input a float64 graph, and
+integer or boolean input is cast to float64, as ``predict`` does.
+
+**BPRegressor** gives one output of shape ``(n_samples, n_outputs_)``.
+skl2onnx's own ``MLPRegressor`` converter is not used because it cannot
+express the ``exp`` output and flattens several outputs into one column.
+
+**BPClassifier** gives the two outputs of skl2onnx's classifiers:
+
+- ``label``: what ``predict`` returns. int64 of shape ``(n_samples,)`` for
+  integer, boolean or integral float classes, a string tensor for string
+  classes; for a multilabel model the indicator matrix, int64 of shape
+  ``(n_samples, n_labels)``.
+- ``probabilities``: ``predict_proba``, of shape ``(n_samples, n_classes)``
+  in the graph's float type.
+
+Unlike skl2onnx's built-in classifiers, the probabilities stay a tensor by
+default: no ``ZipMap`` turns them into a list of dictionaries. That is what
+most runtimes want, the only form a multilabel model has, and the only one a
+float64 graph can have (ONNX's ZipMap takes float32). The options are those
+of skl2onnx's classifiers:
+
+- ``zipmap``: False (the default) keeps the tensor; True or ``"columns"``
+  adds skl2onnx's ZipMap, whose outputs are then ``output_label`` and
+  ``output_probability`` (or one output per class). It needs float32 input
+  and raises ``ValueError`` for a float64 graph or a multilabel model.
+- ``nocl``: True gives the class indices (int64) as labels.
+
+skl2onnx's pipeline parser asks every classifier inside a ``Pipeline`` for a
+ZipMap unless an option says otherwise, so in a pipeline pass
+``options={BPClassifier: {"zipmap": False}}`` to keep the tensor (and to
+convert a float64 pipeline at all)::
+
+    onx = to_onnx(pipeline, X[:1], options={BPClassifier: {"zipmap": False}})
 
 Requires the ``onnx`` extra: ``pip install fastbp[onnx]``.
 """
@@ -34,6 +65,7 @@ try:
         FloatTensorType,
         Int32TensorType,
         Int64TensorType,
+        StringTensorType,
     )
     from skl2onnx.proto import onnx_proto
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -41,12 +73,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "fastbp.onnx needs skl2onnx and onnx: pip install fastbp[onnx] (%s)" % exc
     ) from exc
 
-from ._regressor import BPRegressor
+from . import BPClassifier, BPRegressor
 
-__all__ = ["ALIAS", "ONNX_ACTIVATIONS"]
+__all__ = ["ALIAS", "CLASSIFIER_ALIAS", "ONNX_ACTIVATIONS"]
 
-#: The name under which the converter is registered with skl2onnx.
+#: The name under which the BPRegressor converter is registered with skl2onnx.
 ALIAS = "FastbpBPRegressor"
+
+#: The name under which the BPClassifier converter is registered with skl2onnx.
+CLASSIFIER_ALIAS = "FastbpBPClassifier"
 
 #: ONNX operator for each activation name (None: no operator needed).
 ONNX_ACTIVATIONS = {
@@ -55,16 +90,20 @@ ONNX_ACTIVATIONS = {
     "tanh": "Tanh",
     "relu": "Relu",
     "exp": "Exp",
+    "softmax": "Softmax",
 }
+_HIDDEN = ("identity", "logistic", "tanh", "relu")
 _CAST_TO_DOUBLE = (Int64TensorType, Int32TensorType, BooleanTensorType)
+_MULTILABEL = "multilabel-indicator"
 
 
-def _onnx_activation(model, name, where):
-    if not isinstance(name, str) or name not in ONNX_ACTIVATIONS:
+def _onnx_activation(model, name, where, allowed):
+    if not isinstance(name, str) or name not in allowed:
         raise NotImplementedError(
-            "fastbp.onnx cannot express %s=%r of %s in ONNX; it converts %s. "
-            "Use pickle, joblib or fastbp's own format (est.save) for this model."
-            % (where, name, type(model).__name__, ", ".join(sorted(ONNX_ACTIVATIONS)))
+            "fastbp.onnx cannot express %s=%r of %s: a %s has %s. Use "
+            "pickle, joblib or fastbp's own format (est.save) for this model."
+            % (where, name, type(model).__name__, type(model).__name__,
+               " or ".join(allowed))
         )
     return ONNX_ACTIVATIONS[name]
 
@@ -81,20 +120,22 @@ def _float_type(input_type, model):
     )
 
 
-def bp_regressor_shape_calculator(operator):
-    """Declare the output as ``(N, n_outputs_)`` in the input's float type.
+def _graph_dtype(operator):
+    """The (ONNX type, NumPy dtype) the network computes in."""
+    if _float_type(operator.inputs[0].type, operator.raw_operator) is DoubleTensorType:
+        return onnx_proto.TensorProto.DOUBLE, np.float64
+    return onnx_proto.TensorProto.FLOAT, np.float32
 
-    Parameters
-    ----------
-    operator : skl2onnx Operator
-        The operator being converted; ``operator.raw_operator`` is the model.
-    """
+
+def _check_io(operator, n_outputs):
+    """Check the declared input; return its (float output type, batch dim)."""
     model = operator.raw_operator
     check_is_fitted(model)
-    if len(operator.inputs) != 1 or len(operator.outputs) != 1:
+    if len(operator.inputs) != 1 or len(operator.outputs) != n_outputs:
         raise RuntimeError(
-            "%s takes one input and gives one output; got %d and %d."
-            % (type(model).__name__, len(operator.inputs), len(operator.outputs))
+            "%s takes one input and gives %d output(s); got %d and %d."
+            % (type(model).__name__, n_outputs, len(operator.inputs),
+               len(operator.outputs))
         )
     input_type = operator.inputs[0].type
     out_type = _float_type(input_type, model)
@@ -109,7 +150,96 @@ def bp_regressor_shape_calculator(operator):
             "The ONNX input has %d features, but %s is expecting %d features."
             % (shape[1], type(model).__name__, model.n_features_in_)
         )
-    operator.outputs[0].type = out_type([shape[0], model.n_outputs_])
+    return out_type, shape[0]
+
+
+def _add_constant(scope, container, name, proto, value):
+    """Add ``value`` (an ndarray) as an initializer; return its unique name."""
+    name = scope.get_unique_variable_name(name)
+    tensor = numpy_helper.from_array(value)
+    container.add_initializer(name, proto, list(value.shape), tensor)
+    return name
+
+
+def _network_nodes(scope, operator, container, output=None):
+    """Write the forward pass of a fitted network as ONNX nodes.
+
+    Reads only ``coefs_``, ``intercepts_``, ``activation`` and
+    ``out_activation_``, so every fastbp estimator shares it.
+
+    Parameters
+    ----------
+    scope : skl2onnx Scope
+        Gives unique names.
+    operator : skl2onnx Operator
+        The operator being converted; ``operator.raw_operator`` is the model.
+    container : skl2onnx ModelComponentContainer
+        Receives the initializers and nodes.
+    output : str, default=None
+        The name the output layer writes to; None makes a new one.
+
+    Returns
+    -------
+    output : str
+        The name of the output layer's activations, ``(N, n_outputs_)``.
+    """
+    model = operator.raw_operator
+    n_layers = len(model.coefs_)
+    hidden = _onnx_activation(model, model.activation, "activation", _HIDDEN)
+    last = _onnx_activation(model, model.out_activation_, "out_activation_",
+                            type(model)._output_activations)
+    proto, dtype = _graph_dtype(operator)
+    if output is None:
+        output = scope.get_unique_variable_name("network_output")
+
+    a = operator.inputs[0].full_name
+    if not isinstance(operator.inputs[0].type, (FloatTensorType, DoubleTensorType)):
+        cast = scope.get_unique_variable_name("cast_input")
+        container.add_node("Cast", a, cast, to=proto,
+                           name=scope.get_unique_operator_name("Cast"))
+        a = cast
+
+    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+        is_output = i == n_layers - 1
+        activation = last if is_output else hidden
+        # Weights are cast to the graph's type, as predict casts them to X's dtype.
+        coef_name = _add_constant(scope, container, "coef%d" % i, proto,
+                                  np.ascontiguousarray(coef, dtype=dtype))
+        intercept_name = _add_constant(scope, container, "intercept%d" % i, proto,
+                                       np.ascontiguousarray(intercept, dtype=dtype))
+        product = scope.get_unique_variable_name("matmul%d" % i)
+        container.add_node("MatMul", [a, coef_name], product,
+                           name=scope.get_unique_operator_name("MatMul"))
+        if is_output and activation is None:
+            z = output
+        else:
+            z = scope.get_unique_variable_name("z%d" % i)
+        container.add_node("Add", [product, intercept_name], z,
+                           name=scope.get_unique_operator_name("Add"))
+        if activation is None:
+            a = z
+            continue
+        a = output if is_output else scope.get_unique_variable_name("a%d" % i)
+        # Softmax normalises each row; axis=1 means that in every opset.
+        attrs = {"axis": 1} if activation == "Softmax" else {}
+        container.add_node(activation, z, a,
+                           name=scope.get_unique_operator_name(activation), **attrs)
+    return output
+
+
+# ------------------------------------------------------------ BPRegressor
+
+
+def bp_regressor_shape_calculator(operator):
+    """Declare the output as ``(N, n_outputs_)`` in the input's float type.
+
+    Parameters
+    ----------
+    operator : skl2onnx Operator
+        The operator being converted; ``operator.raw_operator`` is the model.
+    """
+    out_type, n = _check_io(operator, 1)
+    operator.outputs[0].type = out_type([n, operator.raw_operator.n_outputs_])
 
 
 def convert_bp_regressor(scope, operator, container):
@@ -124,50 +254,163 @@ def convert_bp_regressor(scope, operator, container):
     container : skl2onnx ModelComponentContainer
         Receives the initializers and nodes.
     """
+    _network_nodes(scope, operator, container, output=operator.outputs[0].full_name)
+
+
+# ----------------------------------------------------------- BPClassifier
+
+
+def _is_multilabel(model):
+    return model._label_binarizer.y_type_ == _MULTILABEL
+
+
+def _label_values(model, nocl=False):
+    """``classes_`` as the (ONNX type, array) of the label tensor.
+
+    As skl2onnx does for its classifiers: integer, boolean and integral float
+    classes become int64, strings stay strings; with the ``nocl`` option the
+    labels are the class indices.
+    """
+    classes = np.asarray(model.classes_)
+    if nocl:
+        return onnx_proto.TensorProto.INT64, np.arange(len(classes), dtype=np.int64)
+    if classes.dtype == np.bool_ or np.issubdtype(classes.dtype, np.integer):
+        return onnx_proto.TensorProto.INT64, classes.astype(np.int64)
+    if np.issubdtype(classes.dtype, np.floating):
+        as_int = classes.astype(np.int64)
+        if np.array_equal(as_int, classes):
+            return onnx_proto.TensorProto.INT64, as_int
+    elif all(isinstance(c, str) for c in classes):
+        return onnx_proto.TensorProto.STRING, classes.astype(object)
+    raise NotImplementedError(
+        "fastbp.onnx writes class labels as int64 or strings; the classes of "
+        "this %s are %r (dtype %s). Fit it on integer or string labels."
+        % (type(model).__name__, classes[:5], classes.dtype)
+    )
+
+
+def bp_classifier_shape_calculator(operator):
+    """Declare ``label`` and ``probabilities`` as skl2onnx's classifiers do.
+
+    Parameters
+    ----------
+    operator : skl2onnx Operator
+        The operator being converted; ``operator.raw_operator`` is the model.
+    """
+    out_type, n = _check_io(operator, 2)
     model = operator.raw_operator
-    n_layers = len(model.coefs_)
-    hidden = _onnx_activation(model, model.activation, "activation")
-    last = _onnx_activation(model, model.out_activation_, "out_activation_")
-    out_type = _float_type(operator.inputs[0].type, model)
-    if out_type is DoubleTensorType:
-        proto, dtype = onnx_proto.TensorProto.DOUBLE, np.float64
+    n_classes = len(model.classes_)
+    if _is_multilabel(model):
+        label_type = Int64TensorType([n, n_classes])
+    elif _label_values(model, _nocl(operator))[0] == onnx_proto.TensorProto.STRING:
+        label_type = StringTensorType([n])
     else:
-        proto, dtype = onnx_proto.TensorProto.FLOAT, np.float32
+        label_type = Int64TensorType([n])
+    operator.outputs[0].type = label_type
+    operator.outputs[1].type = out_type([n, n_classes])
 
-    a = operator.inputs[0].full_name
-    if not isinstance(operator.inputs[0].type, (FloatTensorType, DoubleTensorType)):
-        cast = scope.get_unique_variable_name("cast_input")
-        container.add_node("Cast", a, cast, to=proto,
+
+def convert_bp_classifier(scope, operator, container):
+    """Write a fitted BPClassifier as its network and a classification head.
+
+    Binary: Sigmoid, ``Concat[1 - p, p]``, ``ArgMax``, ``Gather(classes_)``.
+    Multiclass: Softmax, ``ArgMax``, ``Gather(classes_)``. Multilabel:
+    Sigmoid, ``Greater(0.5)``, ``Cast`` to int64. Ties go to the first class,
+    and ``p = 0.5`` to the negative one, as in ``predict``.
+
+    Parameters
+    ----------
+    scope : skl2onnx Scope
+        Gives unique names.
+    operator : skl2onnx Operator
+        The operator being converted; ``operator.raw_operator`` is the model.
+    container : skl2onnx ModelComponentContainer
+        Receives the initializers and nodes.
+    """
+    model = operator.raw_operator
+    label, proba = (v.full_name for v in operator.outputs)
+    proto, dtype = _graph_dtype(operator)
+
+    if _is_multilabel(model):
+        _network_nodes(scope, operator, container, output=proba)
+        half = _add_constant(scope, container, "half", proto, np.array(0.5, dtype=dtype))
+        above = scope.get_unique_variable_name("above_half")
+        container.add_node("Greater", [proba, half], above,
+                           name=scope.get_unique_operator_name("Greater"))
+        container.add_node("Cast", above, label, to=onnx_proto.TensorProto.INT64,
                            name=scope.get_unique_operator_name("Cast"))
-        a = cast
+        return
 
-    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
-        is_output = i == n_layers - 1
-        activation = last if is_output else hidden
-        coef_name = scope.get_unique_variable_name("coef%d" % i)
-        intercept_name = scope.get_unique_variable_name("intercept%d" % i)
-        # Weights are cast to the graph's type, as predict casts them to X's dtype.
-        for name, value in ((coef_name, coef), (intercept_name, intercept)):
-            tensor = numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype))
-            container.add_initializer(name, proto, list(value.shape), tensor)
-        product = scope.get_unique_variable_name("matmul%d" % i)
-        container.add_node("MatMul", [a, coef_name], product,
-                           name=scope.get_unique_operator_name("MatMul"))
-        if is_output and activation is None:
-            z = operator.outputs[0].full_name
-        else:
-            z = scope.get_unique_variable_name("z%d" % i)
-        container.add_node("Add", [product, intercept_name], z,
-                           name=scope.get_unique_operator_name("Add"))
-        if activation is None:
-            a = z
-            continue
-        a = operator.outputs[0].full_name if is_output else (
-            scope.get_unique_variable_name("a%d" % i))
-        container.add_node(activation, z, a,
-                           name=scope.get_unique_operator_name(activation))
+    if model.n_outputs_ == 1:
+        p = _network_nodes(scope, operator, container)
+        one = _add_constant(scope, container, "one", proto, np.array(1.0, dtype=dtype))
+        negative = scope.get_unique_variable_name("negative_proba")
+        container.add_node("Sub", [one, p], negative,
+                           name=scope.get_unique_operator_name("Sub"))
+        container.add_node("Concat", [negative, p], proba, axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
+    else:
+        _network_nodes(scope, operator, container, output=proba)
+
+    label_proto, classes = _label_values(model, _nocl(operator))
+    classes_name = scope.get_unique_variable_name("classes")
+    if label_proto == onnx_proto.TensorProto.STRING:
+        container.add_initializer(classes_name, label_proto, [len(classes)],
+                                  [c.encode("utf-8") for c in classes])
+    else:
+        container.add_initializer(classes_name, label_proto, [len(classes)],
+                                  numpy_helper.from_array(classes))
+    index = scope.get_unique_variable_name("class_index")
+    container.add_node("ArgMax", proba, index, axis=1, keepdims=0,
+                       name=scope.get_unique_operator_name("ArgMax"))
+    container.add_node("Gather", [classes_name, index], label, axis=0,
+                       name=scope.get_unique_operator_name("Gather"))
+
+
+def _nocl(operator):
+    """Whether the ``nocl`` option asks for class indices instead of labels."""
+    options = operator.scope_inst.get_options(operator.raw_operator, dict(nocl=False))
+    return bool(options["nocl"])
+
+
+def _parse_bp_classifier(scope, model, inputs, custom_parsers=None):
+    """Declare ``label`` and ``probabilities``; add a ZipMap only when asked."""
+    options = scope.get_options(model, dict(zipmap=False))
+    operator = scope.declare_local_operator(CLASSIFIER_ALIAS, model)
+    operator.inputs = inputs
+    # The types are placeholders; the shape calculator sets the real ones.
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(
+        scope.declare_local_variable("probabilities", FloatTensorType())
+    )
+    zipmap = options["zipmap"]
+    if zipmap is False:
+        return operator.outputs
+    if _is_multilabel(model):
+        raise ValueError(
+            "A multilabel %s has no ZipMap form: its label output is an indicator "
+            "matrix. Convert it with options={%s: {'zipmap': False}}."
+            % (type(model).__name__, type(model).__name__)
+        )
+    if not isinstance(inputs[0].type, FloatTensorType):
+        # ONNX's ZipMap takes float32 probabilities only.
+        raise ValueError(
+            "A ZipMap (option zipmap=%r) needs a float32 graph, but the ONNX input "
+            "is %s. Convert with float32 input, or keep the probabilities a tensor "
+            "with options={%s: {'zipmap': False}}."
+            % (zipmap, type(inputs[0].type).__name__, type(model).__name__)
+        )
+    # skl2onnx's own ZipMap step, the one its built-in classifiers end with.
+    from skl2onnx._parse import _apply_zipmap
+
+    return _apply_zipmap(zipmap, scope, model, inputs[0].type, operator.outputs)
 
 
 update_registered_converter(
     BPRegressor, ALIAS, bp_regressor_shape_calculator, convert_bp_regressor
+)
+update_registered_converter(
+    BPClassifier, CLASSIFIER_ALIAS, bp_classifier_shape_calculator,
+    convert_bp_classifier, parser=_parse_bp_classifier,
+    options={"zipmap": [False, True, "columns"], "nocl": [False, True]},
 )
