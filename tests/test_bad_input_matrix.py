@@ -990,6 +990,15 @@ def test_save_unfitted_raises(tmp_path):
     assert not (tmp_path / "model.fbp").exists()
 
 
+def test_save_unfitted_classifier_raises(tmp_path):
+    # Not fitted, or (until the persistence of classifiers lands) not savable:
+    # either way an error, and no file.
+    with pytest.raises((NotFittedError, TypeError),
+                       match="not fitted yet|saves BPRegressor; got BPClassifier"):
+        BPClassifier().save(tmp_path / "model.fbp")
+    assert not (tmp_path / "model.fbp").exists()
+
+
 def test_failed_save_leaves_existing_file(tmp_path):
     path = _saved(tmp_path)
     data = path.read_bytes()
@@ -1030,3 +1039,25 @@ def test_failed_partial_fit_on_float32_model_leaves_it_intact(name):
     for p, q in zip(est.coefs_ + est.intercepts_, twin.coefs_ + twin.intercepts_):
         np.testing.assert_array_equal(p, q)
 
+
+
+@pytest.mark.parametrize(
+    "name", ["X NaN", "y +inf", "3 features", "2 outputs", "sample_weight NaN",
+             "CSR X with NaN", "an unseen class"],
+)
+def test_failed_partial_fit_on_float32_classifier_leaves_it_intact(name):
+    X, y = _clf_data("multiclass")
+    est = BPClassifier(**PARAMS).fit(X.astype(np.float32), y)
+    twin = copy.deepcopy(est)
+    before = _public_state(est)
+    Xb, yb, sw = CLF_CASES[name].make(X, y, "multiclass")
+    outcome = _clf_outcome(name, "multiclass", "partial_fit")
+    with pytest.raises(outcome.error, match=outcome.match):
+        est.partial_fit(Xb, yb, **_fit_kwargs(sw))
+    _assert_state_is(est, before)
+    assert all(p.dtype == np.float32 for p in est.coefs_ + est.intercepts_)
+    X32 = X.astype(np.float32)
+    est.partial_fit(X32, y)
+    twin.partial_fit(X32, y)
+    for p, q in zip(est.coefs_ + est.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_array_equal(p, q)
