@@ -313,3 +313,50 @@ def test_parallel_fits_leave_blas_threads_as_they_were(monkeypatch):
         t.join()
     assert a_inside.is_set() and b_inside.is_set() and a_done.is_set()
     assert _blas_threads() == before
+
+
+def test_second_thread_is_refused_by_every_classifier_entry_point(monkeypatch,
+                                                                  classifier_case):
+    # While one thread fits a classifier, every other entry point called from
+    # another thread raises RuntimeError, and the fit carries on untouched.
+    # (test_transactions covers fit, partial_fit and predict for both estimators.)
+    case = classifier_case
+    X, y = case.X, case.y
+    params = dict(hidden_layer_sizes=(5,), max_iter=4, tol=0, n_iter_no_change=99,
+                  random_state=0)
+    ref = _fit_one((params, X, y, BPClassifier))
+    est = _fit_one((params, X, y, BPClassifier))
+    inside, release = threading.Event(), threading.Event()
+    real = regressor_module._core.train_epoch
+
+    def paused(*args):
+        if not inside.is_set():
+            inside.set()
+            release.wait(30)
+        return real(*args)
+
+    def refit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+
+    monkeypatch.setattr(regressor_module._core, "train_epoch", paused)
+    worker = threading.Thread(target=refit)
+    worker.start()
+    try:
+        assert inside.wait(30)
+        calls = {
+            "fit": lambda: est.fit(X, y),
+            "partial_fit": lambda: case.partial_fit(est, X, y),
+            "predict": lambda: est.predict(X),
+            "predict_proba": lambda: est.predict_proba(X),
+            "predict_log_proba": lambda: est.predict_log_proba(X),
+            "score": lambda: est.score(X, y),
+        }
+        for name, call in calls.items():
+            with pytest.raises(RuntimeError, match="another thread is fitting"):
+                call()
+    finally:
+        release.set()
+        worker.join(30)
+    _assert_same_model(est, ref)
