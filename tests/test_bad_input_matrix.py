@@ -722,7 +722,8 @@ CLASSIFIER_OUTCOMES = {
     # Strings are labels.
     "string y": _STRING_LABELS,
     "pandas string y": _STRING_LABELS,
-    "bool y": {"*": _spec(), "multiclass": _spec(warm_start=Raises(ValueError, SAME_CLASSES))},
+    "bool y": {"*": _spec(),
+               "multiclass": _spec(warm_start=Raises(ValueError, SAME_CLASSES))},
     "int y": {"*": _NEW_LABELS, "multilabel": _spec()},
     "2 outputs": {"*": _spec(Raises(ValueError, ONE_COLUMN),
                              score=Raises(ValueError, METRIC_MIX))},
@@ -741,6 +742,8 @@ CLF_CASES = {**{name: LabelCase(lambda X, y, kind, make=case.make: make(X, y),
 
 
 def _clf_outcome(name, kind, entry):
+    """The classifier's outcome: from the tables above, else the regressor's
+    (its messages naming BPClassifier)."""
     if name in LABEL_CASES:
         table = LABEL_CASES[name][1]
     else:
@@ -748,7 +751,8 @@ def _clf_outcome(name, kind, entry):
     if table is None:
         outcome = CASES[name].outcome(entry if entry in ENTRIES else "predict")
         if isinstance(outcome, Raises):
-            outcome = Raises(outcome.error, outcome.match.replace("BPRegressor", "BPClassifier"))
+            match = outcome.match.replace("BPRegressor", "BPClassifier")
+            outcome = Raises(outcome.error, match)
         return outcome
     spec = table.get(kind, table["*"])
     lookup = entry if entry not in ("predict_proba", "predict_log_proba") else "predict"
