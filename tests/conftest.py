@@ -1,11 +1,20 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Shared fixtures, tolerances and small network builders for the fastbp tests."""
+"""Shared fixtures, tolerances and small network builders for the fastbp tests.
+
+The estimator-level datasets are built on first use and shared by the whole
+session. They are read-only, so a test that changes its data must copy it
+first (and a library call that wrote into its input would fail loudly).
+"""
+
+from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pytest
+from sklearn.datasets import make_classification, make_multilabel_classification
 
-from fastbp import _core
+from fastbp import BPClassifier, BPRegressor, _core
 
 # For one kernel call or a few epochs, compared with the float64 NumPy reference
 # on the same (dtype-rounded) numbers: float64 must agree to rounding (measured
@@ -76,3 +85,113 @@ def make_trainer(coefs, intercepts, state=(), max_batch=1, *, activation="relu",
     return _core.Trainer(list(coefs), list(intercepts), list(state), max_batch,
                          ACTIVATION[activation], ACTIVATION[out_activation],
                          LOSS[loss], SOLVER[solver], **hyper)
+
+
+# ------------------------------------------------- estimator-level datasets
+
+N_SAMPLES, N_FEATURES = 120, 5
+# The target kinds every estimator-level feature test runs over.
+ESTIMATOR_KINDS = ["regression", "binary", "multiclass", "multilabel"]
+CLASSIFIER_KINDS = ESTIMATOR_KINDS[1:]
+MULTICLASS_LABELS = np.array(["ant", "bee", "cat"])
+
+
+def _read_only(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+@cache
+def make_regression_data():
+    """Standard-normal X (120 x 5) and y = tanh(X @ w) + noise."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N_SAMPLES, N_FEATURES))
+    y = np.tanh(X @ rng.standard_normal(N_FEATURES)) + 0.1 * rng.standard_normal(N_SAMPLES)
+    return _read_only(X, y)
+
+
+@cache
+def make_classification_data(kind):
+    """Standardized X (120 x 5) and a target of ``kind``: binary integer labels
+    {0, 1}, multiclass string labels (three classes), or a 3-label indicator
+    matrix in which every label is both on and off somewhere."""
+    if kind == "multilabel":
+        X, y = make_multilabel_classification(
+            n_samples=N_SAMPLES, n_features=N_FEATURES, n_classes=3, random_state=0)
+        X = (X - X.mean(0)) / X.std(0)
+        assert (y.min(0) == 0).all() and (y.max(0) == 1).all()
+    else:
+        n_classes = 2 if kind == "binary" else 3
+        X, y = make_classification(
+            n_samples=N_SAMPLES, n_features=N_FEATURES, n_informative=3,
+            n_redundant=0, n_classes=n_classes, random_state=0)
+        if kind == "multiclass":
+            y = MULTICLASS_LABELS[y]
+    return _read_only(np.ascontiguousarray(X), y)
+
+
+@pytest.fixture(scope="session")
+def regression_data():
+    """``(X, y)``: a small regression problem, read-only."""
+    return make_regression_data()
+
+
+@pytest.fixture(scope="session")
+def classification_data():
+    """``{kind: (X, y)}`` for "binary", "multiclass" and "multilabel", read-only."""
+    return {kind: make_classification_data(kind) for kind in CLASSIFIER_KINDS}
+
+
+@dataclass(frozen=True)
+class EstimatorCase:
+    """One estimator on one target kind, with what its calls need.
+
+    ``partial_fit_kwargs`` holds ``classes`` for a single-column classifier
+    target (required on the first ``partial_fit``, allowed on later ones).
+    """
+
+    kind: str
+    Estimator: type
+    X: np.ndarray
+    y: np.ndarray
+    partial_fit_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def is_classifier(self):
+        return self.Estimator is BPClassifier
+
+    def __call__(self, **params):
+        """A new estimator of this case."""
+        return self.Estimator(**params)
+
+    def partial_fit(self, est, X, y, **kwargs):
+        return est.partial_fit(X, y, **self.partial_fit_kwargs, **kwargs)
+
+    def n_outputs(self, y=None):
+        """The number of output units this target gives the network."""
+        y = self.y if y is None else y
+        if self.kind == "multiclass":
+            return len(np.unique(y))
+        return 1 if np.ndim(y) == 1 else np.shape(y)[1]
+
+
+@cache
+def make_estimator_case(kind):
+    if kind == "regression":
+        return EstimatorCase(kind, BPRegressor, *make_regression_data())
+    X, y = make_classification_data(kind)
+    kwargs = {} if kind == "multilabel" else {"classes": np.unique(y)}
+    return EstimatorCase(kind, BPClassifier, X, y, kwargs)
+
+
+@pytest.fixture(params=ESTIMATOR_KINDS)
+def estimator_case(request):
+    """An :class:`EstimatorCase` for the regressor and each classifier target."""
+    return make_estimator_case(request.param)
+
+
+@pytest.fixture(params=CLASSIFIER_KINDS)
+def classifier_case(request):
+    """An :class:`EstimatorCase` for each classifier target kind."""
+    return make_estimator_case(request.param)

@@ -13,7 +13,10 @@ memory layout the estimator accepts (C, Fortran, strided, read-only,
   the model;
 - ``predict(X)`` equals ``predict(X.copy())``;
 - permuting the rows of X permutes the predictions;
-- the float64 model cast to float32 predicts close to the float64 model.
+- the float64 model cast to float32 predicts close to the float64 model;
+- for BPClassifier: predictions are labels of ``classes_`` (the most probable
+  one), probabilities lie in [0, 1], sum to 1 unless multilabel, and come in
+  X's dtype.
 
 The runs are derandomized, so CI sees the same examples every time.
 """
@@ -27,7 +30,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from fastbp import BPRegressor
+from fastbp import BPClassifier, BPRegressor
 
 SETTINGS = settings(
     max_examples=200,
@@ -85,6 +88,29 @@ def _in_layout(a, layout, directory):
     return out
 
 
+def _hyperparameters(draw, n_samples):
+    """The hyperparameters of a small network, drawn for n_samples rows."""
+    solver = draw(st.sampled_from(["adam", "sgd"]))
+    params = dict(
+        hidden_layer_sizes=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
+        activation=draw(st.sampled_from(["identity", "logistic", "tanh", "relu"])),
+        solver=solver,
+        alpha=draw(st.sampled_from([0.0, 1e-4, 0.1])),
+        batch_size=draw(st.one_of(st.just("auto"), st.integers(1, max(1, n_samples)))),
+        learning_rate_init=draw(st.sampled_from([1e-3, 1e-2, 0.1])),
+        max_iter=draw(st.integers(1, 4)),
+        shuffle=draw(st.booleans()),
+        early_stopping=n_samples >= 30 and draw(st.booleans()),
+        random_state=draw(st.integers(0, 1000)),
+    )
+    if solver == "sgd":
+        params["learning_rate"] = draw(
+            st.sampled_from(["constant", "invscaling", "adaptive"]))
+        params["momentum"] = draw(st.sampled_from([0.0, 0.9]))
+        params["nesterovs_momentum"] = draw(st.booleans())
+    return params
+
+
 @st.composite
 def problems(draw):
     """A small regression problem and the hyperparameters of a small network."""
@@ -104,24 +130,7 @@ def problems(draw):
     Y = np.tanh(X.astype(np.float64) @ W) + 0.1 * rng.standard_normal(
         (n_samples, n_outputs))
     y = Y[:, 0] if n_outputs == 1 and draw(st.booleans()) else Y
-    solver = draw(st.sampled_from(["adam", "sgd"]))
-    params = dict(
-        hidden_layer_sizes=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
-        activation=draw(st.sampled_from(["identity", "logistic", "tanh", "relu"])),
-        solver=solver,
-        alpha=draw(st.sampled_from([0.0, 1e-4, 0.1])),
-        batch_size=draw(st.one_of(st.just("auto"), st.integers(1, max(1, n_samples)))),
-        learning_rate_init=draw(st.sampled_from([1e-3, 1e-2, 0.1])),
-        max_iter=draw(st.integers(1, 4)),
-        shuffle=draw(st.booleans()),
-        early_stopping=n_samples >= 30 and draw(st.booleans()),
-        random_state=draw(st.integers(0, 1000)),
-    )
-    if solver == "sgd":
-        params["learning_rate"] = draw(
-            st.sampled_from(["constant", "invscaling", "adaptive"]))
-        params["momentum"] = draw(st.sampled_from([0.0, 0.9]))
-        params["nesterovs_momentum"] = draw(st.booleans())
+    params = _hyperparameters(draw, n_samples)
     return X, y.astype(dtype), params
 
 
@@ -282,3 +291,162 @@ def test_partial_fit_in_any_layout(problem, layout, memmap_dir):
     for p, q in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
         np.testing.assert_allclose(p, q, **tol)
     assert np.isfinite(est.predict(X_in)).all()
+
+
+# ------------------------------------------------------------- BPClassifier
+#
+# The same layouts and hyperparameters for the classifier, on binary,
+# multiclass and multilabel targets with integer or string labels. Its own
+# invariants: predict gives labels of classes_, predict_proba is a probability
+# (rows summing to 1 unless multilabel) in X's dtype, float32 stays float32.
+
+CLF_SETTINGS = settings(SETTINGS, max_examples=100)
+
+
+@st.composite
+def classification_problems(draw):
+    """A small classification problem and the hyperparameters of a small network."""
+    kind = draw(st.sampled_from(["binary", "multiclass", "multilabel"]))
+    n_classes = {"binary": 2, "multiclass": draw(st.integers(3, 4)),
+                 "multilabel": draw(st.integers(2, 3))}[kind]
+    n_samples = draw(st.integers(2 * n_classes, 60))
+    n_features = draw(st.integers(1, 6))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from([1e-3, 1.0, 10.0]))
+    rng = np.random.default_rng(seed)
+    X = (scale * rng.standard_normal((n_samples, n_features))).astype(dtype)
+    X[rng.random(X.shape) < 0.1] = 0
+    if n_samples > 2:
+        X[-1] = X[0]
+    scores = X.astype(np.float64) @ rng.standard_normal((n_features, n_classes))
+    scores += 0.3 * rng.standard_normal(scores.shape)
+    if kind == "multilabel":
+        y = (scores > 0).astype(np.int64)
+    else:
+        codes = scores.argmax(axis=1) if kind == "multiclass" else (scores[:, 0] > 0) * 1
+        # Every class at least twice (a stratified split needs it), in place
+        # of random rows.
+        rows = rng.permutation(n_samples)[:2 * n_classes]
+        codes[rows] = np.tile(np.arange(n_classes), 2)
+        names = (np.array(["ant", "bee", "cat", "dog"]) if draw(st.booleans())
+                 else 10 * np.arange(4) - 5)
+        y = names[codes]
+    return X, y, kind, _hyperparameters(draw, n_samples)
+
+
+def _assert_classifier_fitted(est, X, y, kind, outcome="ok", fit=True):
+    """The invariants of a classifier fitted (by ``fit`` unless ``fit`` is
+    False) on X and y; returns its predictions and probabilities of X."""
+    assert all(p.dtype == X.dtype for p in est.coefs_ + est.intercepts_)
+    assert all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
+    if fit:
+        assert len(est.loss_curve_) == est.n_iter_ >= 1
+    if fit and not est.early_stopping:
+        undone = outcome == "diverged"
+        assert est.t_ == (est.n_iter_ - undone) * X.shape[0]
+    if kind == "multilabel":
+        np.testing.assert_array_equal(est.classes_, np.arange(y.shape[1]))
+    else:
+        np.testing.assert_array_equal(est.classes_, np.unique(y))
+    pred = est.predict(X)
+    assert pred.shape == y.shape and pred.dtype == y.dtype
+    if kind == "multilabel":
+        assert np.isin(pred, [0, 1]).all()
+    else:
+        assert np.isin(pred, est.classes_).all()
+    proba = est.predict_proba(X)
+    assert proba.dtype == X.dtype and proba.shape == (X.shape[0], len(est.classes_))
+    assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()
+    if kind != "multilabel":
+        tol = 1e-5 if X.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=tol)
+        # predict is the most probable class.
+        np.testing.assert_array_equal(pred, est.classes_[proba.argmax(axis=1)])
+    return pred, proba
+
+
+@CLF_SETTINGS
+@given(problem=classification_problems(), layout=st.sampled_from(LAYOUTS),
+       y_layout=st.sampled_from(["C", "read-only", "memmap"]))
+def test_classifier_fit_in_any_layout(problem, layout, y_layout, memmap_dir):
+    X, y, kind, params = problem
+    X_in = _in_layout(X, layout, memmap_dir)
+    y_in = _in_layout(y.reshape(len(y), -1), y_layout, memmap_dir).reshape(y.shape)
+    est, ref = BPClassifier(**params), BPClassifier(**params)
+    outcome = _fit(est, X_in, y_in)
+    assert _fit(ref, X.copy(), y.copy()) == outcome
+    np.testing.assert_array_equal(X_in, X)
+    np.testing.assert_array_equal(y_in, y)
+    if outcome == "failed":
+        return
+    pred, proba = _assert_classifier_fitted(est, X_in, y, kind, outcome)
+    tol = SAME_MODEL[X.dtype.type]
+    for p, q in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(p, q, **tol)
+    assert est.n_iter_ == ref.n_iter_ and est.t_ == ref.t_
+    np.testing.assert_array_equal(proba, est.predict_proba(np.array(X_in, copy=True)))
+    np.testing.assert_array_equal(est.predict(X_in), pred)
+    np.testing.assert_array_equal(X_in, X)
+
+
+def _top_two_gap(proba, kind):
+    """How far each row is from a tie that could flip its predicted label."""
+    if kind == "multilabel":
+        return np.abs(proba - 0.5).min(axis=1)
+    top = np.sort(proba, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+@CLF_SETTINGS
+@given(problem=classification_problems(), layout=st.sampled_from(LAYOUTS),
+       perm_seed=st.integers(0, 2**32 - 1))
+def test_classifier_predict_copy_and_row_order(problem, layout, perm_seed, memmap_dir):
+    X, y, kind, params = problem
+    est = BPClassifier(**params)
+    outcome = _fit(est, X, y)
+    if outcome == "failed":
+        return
+    X_in = _in_layout(X, layout, memmap_dir)
+    pred, proba = _assert_classifier_fitted(est, X_in, y, kind, outcome)
+    np.testing.assert_array_equal(est.predict(X_in.copy()), pred)
+    tol = ROW_ORDER[X.dtype.type]
+    perm = np.random.default_rng(perm_seed).permutation(X.shape[0])
+    np.testing.assert_allclose(est.predict_proba(X_in[perm]), proba[perm], **tol)
+    # Labels agree wherever rounding cannot have flipped a near-tie.
+    clear = _top_two_gap(proba[perm], kind) > 10 * tol["atol"]
+    np.testing.assert_array_equal(est.predict(X_in[perm])[clear], pred[perm][clear])
+    half = X.shape[0] // 2
+    parts = np.concatenate([est.predict_proba(X_in[:half]),
+                            est.predict_proba(X_in[half:])])
+    np.testing.assert_allclose(parts, proba, **tol)
+    log_proba = est.predict_log_proba(X_in)
+    assert log_proba.dtype == X.dtype
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(log_proba, np.log(proba))
+
+
+@CLF_SETTINGS
+@given(problem=classification_problems(), layout=st.sampled_from(LAYOUTS))
+def test_classifier_partial_fit_in_any_layout(problem, layout, memmap_dir):
+    X, y, kind, params = problem
+    params.update(early_stopping=False, max_iter=1)
+    classes = {} if kind == "multilabel" else {"classes": np.unique(y)}
+    X_in = _in_layout(X, layout, memmap_dir)
+    est, ref = BPClassifier(**params), BPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            for _ in range(2):
+                est.partial_fit(X_in, y, **classes)
+                ref.partial_fit(X.copy(), y.copy(), **classes)
+        except ValueError as exc:
+            assert DIVERGED in str(exc)
+            return
+    np.testing.assert_array_equal(X_in, X)
+    assert est.n_iter_ == 1 and est.t_ == 2 * X.shape[0] == ref.t_
+    assert len(est.loss_curve_) == 2
+    tol = SAME_MODEL[X.dtype.type]
+    for p, q in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(p, q, **tol)
+    _assert_classifier_fitted(est, X_in, y, kind, fit=False)

@@ -12,6 +12,10 @@ SIGINT while the compiled loop runs a long epoch.
 
 A KeyboardInterrupt that escapes ``fit`` would stop the whole pytest session,
 so every call that may raise it goes through ``_no_escape``.
+
+The network's epoch loop is shared, so every deterministic test runs over the
+regressor and each classifier target kind; the real-SIGINT test, which needs a
+big fit, runs on the regressor only.
 """
 
 import copy
@@ -29,7 +33,6 @@ from fastbp import BPRegressor
 from fastbp import _base as regressor_module
 
 INTERRUPTED = "Training interrupted"
-N_SAMPLES = 120
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
@@ -37,11 +40,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture
-def data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((N_SAMPLES, 5))
-    y = np.tanh(X @ rng.standard_normal(5)) + 0.1 * rng.standard_normal(N_SAMPLES)
-    return X, y
+def data(estimator_case):
+    return estimator_case.X, estimator_case.y
 
 
 def _no_escape(call, *args, **kwargs):
@@ -102,8 +102,20 @@ def _assert_consistent(est, X, n_train):
     else:
         assert est.best_loss_ == min(est.loss_curve_, default=np.inf)
     assert all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
+    _assert_predicts(est, X)
+
+
+def _assert_predicts(est, X):
+    """Finite predictions; for a classifier, labels among classes_ and
+    probabilities in [0, 1]."""
     pred = est.predict(X)
-    assert pred.shape == (X.shape[0],) and np.isfinite(pred).all()
+    if not hasattr(est, "classes_"):
+        assert pred.shape == (X.shape[0],) and np.isfinite(pred).all()
+        return
+    assert pred.shape[0] == X.shape[0]
+    assert np.isin(pred, est.classes_).all()
+    proba = est.predict_proba(X)
+    assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()
 
 
 def _n_train(est, n_samples):
@@ -120,14 +132,14 @@ PARAMS = dict(hidden_layer_sizes=(6,), max_iter=8, tol=0, n_iter_no_change=100,
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("k", [2, 5])
-def test_interrupted_fit_keeps_last_completed_epoch(monkeypatch, data, k, when,
-                                                    solver, early_stopping):
+def test_interrupted_fit_keeps_last_completed_epoch(monkeypatch, estimator_case, data,
+                                                    k, when, solver, early_stopping):
     X, y = data
     params = dict(PARAMS, solver=solver, early_stopping=early_stopping)
-    ref = BPRegressor(**dict(params, max_iter=k - 1)).fit(X, y)
+    ref = estimator_case(**dict(params, max_iter=k - 1)).fit(X, y)
 
     calls = _interrupt_on_call(monkeypatch, k, when)
-    est = BPRegressor(**params)
+    est = estimator_case(**params)
     result, messages = _no_escape(est.fit, X, y)
     assert result is est
     assert len(calls) == k
@@ -157,18 +169,19 @@ def test_interrupted_fit_keeps_last_completed_epoch(monkeypatch, data, k, when,
 
 @pytest.mark.parametrize("early_stopping", [False, True], ids=["plain", "early"])
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_fit_interrupted_in_its_first_epoch(monkeypatch, data, when, early_stopping):
+def test_fit_interrupted_in_its_first_epoch(monkeypatch, estimator_case, data, when,
+                                             early_stopping):
     # No epoch completed: the model holds its initial weights, has run zero
     # epochs, and can go on training.
     X, y = data
     _interrupt_on_call(monkeypatch, 1, when)
-    est = BPRegressor(**dict(PARAMS, early_stopping=early_stopping))
+    est = estimator_case(**dict(PARAMS, early_stopping=early_stopping))
     result, messages = _no_escape(est.fit, X, y)
     assert result is est
     assert any(INTERRUPTED in m for m in messages)
     assert est.n_iter_ == 0 and est.loss_curve_ == [] and est.t_ == 0
     _assert_consistent(est, X, _n_train(est, len(X)))
-    coefs, intercepts = _glorot(0, [5, 6, 1])
+    coefs, intercepts = _glorot(0, [X.shape[1], 6, estimator_case.n_outputs()])
     for p, q in zip(est.coefs_ + est.intercepts_, coefs + intercepts):
         np.testing.assert_array_equal(p, q)
 
@@ -179,14 +192,15 @@ def test_fit_interrupted_in_its_first_epoch(monkeypatch, data, when, early_stopp
         _no_escape(est.partial_fit, X, y)
     assert est.n_iter_ == 1 and len(est.loss_curve_) == 1
     assert est.t_ == _n_train(est, len(X))
-    assert np.isfinite(est.predict(X)).all()
+    _assert_predicts(est, X)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_interrupted_partial_fit_keeps_the_model(monkeypatch, data, when, solver):
+def test_interrupted_partial_fit_keeps_the_model(monkeypatch, estimator_case, data, when,
+                                                  solver):
     X, y = data
-    est = BPRegressor(**dict(PARAMS, solver=solver, max_iter=3)).fit(X, y)
+    est = estimator_case(**dict(PARAMS, solver=solver, max_iter=3)).fit(X, y)
     est.partial_fit(X, y)
     twin = copy.deepcopy(est)
     loss_curve, t = list(est.loss_curve_), est.t_
@@ -198,7 +212,7 @@ def test_interrupted_partial_fit_keeps_the_model(monkeypatch, data, when, solver
     assert est.loss_curve_ == loss_curve and est.t_ == t
     # The call completed no epoch, and n_iter_ counts the epochs of the last call.
     assert est.n_iter_ == 0
-    assert np.isfinite(est.predict(X)).all()
+    _assert_predicts(est, X)
 
     # Optimizer state included: the next epoch is the one the twin trains.
     monkeypatch.undo()
@@ -209,11 +223,12 @@ def test_interrupted_partial_fit_keeps_the_model(monkeypatch, data, when, solver
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_interrupted_warm_start_fit_keeps_its_completed_epochs(monkeypatch, data, when):
+def test_interrupted_warm_start_fit_keeps_its_completed_epochs(monkeypatch, estimator_case,
+                                                               data, when):
     X, y = data
     params = dict(PARAMS, max_iter=4)
-    est = BPRegressor(**params).fit(X, y).set_params(warm_start=True, max_iter=6)
-    ref = BPRegressor(**params).fit(X, y).set_params(warm_start=True, max_iter=2)
+    est = estimator_case(**params).fit(X, y).set_params(warm_start=True, max_iter=6)
+    ref = estimator_case(**params).fit(X, y).set_params(warm_start=True, max_iter=2)
     ref.fit(X, y)
 
     _interrupt_on_call(monkeypatch, 3, when)
@@ -226,14 +241,15 @@ def test_interrupted_warm_start_fit_keeps_its_completed_epochs(monkeypatch, data
 
 
 @pytest.mark.parametrize("early_stopping", [False, True], ids=["plain", "early"])
-def test_interrupt_in_the_epoch_bookkeeping(monkeypatch, data, early_stopping):
+def test_interrupt_in_the_epoch_bookkeeping(monkeypatch, estimator_case, data,
+                                            early_stopping):
     # Ctrl-C lands in Python between the compiled epoch and the end of its
     # bookkeeping (here: in the verbose print of the epoch's loss). The epoch
     # is then undone as a whole, never half-booked.
     X, y = data
     k = 3
     params = dict(PARAMS, early_stopping=early_stopping)
-    ref = BPRegressor(**dict(params, max_iter=k - 1)).fit(X, y)
+    ref = estimator_case(**dict(params, max_iter=k - 1)).fit(X, y)
     printed = []
 
     def print_then_interrupt(*args, **kwargs):
@@ -242,7 +258,7 @@ def test_interrupt_in_the_epoch_bookkeeping(monkeypatch, data, early_stopping):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(regressor_module, "print", print_then_interrupt, raising=False)
-    est = BPRegressor(**dict(params, verbose=True))
+    est = estimator_case(**dict(params, verbose=True))
     _, messages = _no_escape(est.fit, X, y)
     assert any(INTERRUPTED in m for m in messages)
     _assert_consistent(est, X, _n_train(est, len(X)))
@@ -252,18 +268,35 @@ def test_interrupt_in_the_epoch_bookkeeping(monkeypatch, data, early_stopping):
     _assert_same_params(est, ref)
 
 
-def test_interrupted_lbfgs_fit_is_consistent(monkeypatch, data):
+def test_interrupted_lbfgs_fit_is_consistent(monkeypatch, estimator_case, data):
     # L-BFGS has no epochs: an interrupt between its loss evaluations must
     # still leave a usable, consistent model (its last completed iteration),
     # not escape and not leave a half-written one.
     X, y = data
     _interrupt_on_call(monkeypatch, 6, "after", target="loss_grad")
-    est = BPRegressor(**dict(PARAMS, solver="lbfgs", max_iter=50))
+    est = estimator_case(**dict(PARAMS, solver="lbfgs", max_iter=50))
     _, messages = _no_escape(est.fit, X, y)
     assert any(INTERRUPTED in m for m in messages)
     assert 1 <= est.n_iter_ == len(est.loss_curve_) < 6
     assert all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
-    assert np.isfinite(est.predict(X)).all()
+    _assert_predicts(est, X)
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_interrupted_lbfgs_keeps_its_last_iteration(monkeypatch, estimator_case, data, k):
+    # The model is exactly the one of an L-BFGS run stopped by max_iter at the
+    # last iteration that completed before the interrupt.
+    X, y = data
+    params = dict(PARAMS, solver="lbfgs", max_iter=50)
+    _interrupt_on_call(monkeypatch, k, "after", target="loss_grad")
+    est = estimator_case(**params)
+    _, messages = _no_escape(est.fit, X, y)
+    assert any(INTERRUPTED in m for m in messages)
+    monkeypatch.undo()
+    ref = estimator_case(**dict(params, max_iter=est.n_iter_)).fit(X, y)
+    assert est.n_iter_ == ref.n_iter_ >= 1
+    assert est.loss_curve_ == ref.loss_curve_ and est.loss_ == ref.loss_
+    _assert_same_params(est, ref)
 
 
 # ---------------------------------------------------------------- real SIGINT

@@ -1,6 +1,10 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""solver='lbfgs': parity with sklearn, float32 kept, curves and verbose output."""
+"""solver='lbfgs': parity with sklearn, float32 kept, curves and verbose output.
+
+Parity and the multi-output objective are the regressor's; the rest holds for
+any network and runs over the regressor and every classifier target kind.
+"""
 
 import warnings
 
@@ -11,7 +15,7 @@ from sklearn.datasets import make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
-from fastbp import BPRegressor
+from fastbp import BPClassifier, BPRegressor
 
 ignore_convergence = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
@@ -20,6 +24,7 @@ ignore_convergence = pytest.mark.filterwarnings(
 
 @pytest.fixture(scope="module")
 def data():
+    """Two standardized regression targets (the parity tests' own data)."""
     X, y = make_regression(n_samples=150, n_features=5, n_targets=2, noise=1.0,
                            random_state=0)
     X = (X - X.mean(0)) / X.std(0)
@@ -58,11 +63,16 @@ def test_lbfgs_multi_output_objective_is_consistent(data):
     assert_allclose(ours.loss_, summed, rtol=1e-10)
 
 
+def _outputs(est, X):
+    """What the network computes: predictions, or a classifier's probabilities."""
+    return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+
+
 @ignore_convergence
-def test_lbfgs_fills_loss_curve_and_prints(data, capsys):
-    X, y = data
-    est = BPRegressor(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=12,
-                      verbose=True, random_state=0).fit(X, y[:, 0])
+def test_lbfgs_fills_loss_curve_and_prints(estimator_case, capsys):
+    X, y = estimator_case.X, estimator_case.y
+    est = estimator_case(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=12,
+                         verbose=True, random_state=0).fit(X, y)
     assert len(est.loss_curve_) == est.n_iter_ == 12
     assert est.loss_curve_[-1] <= est.loss_curve_[0]
     assert est.best_loss_ == min(est.loss_curve_)
@@ -72,44 +82,50 @@ def test_lbfgs_fills_loss_curve_and_prints(data, capsys):
 
 
 @ignore_convergence
-def test_lbfgs_float32_stays_float32(data):
-    X, y = data
-    X32, y32 = X.astype(np.float32), y[:, 0].astype(np.float32)
+def test_lbfgs_float32_stays_float32(estimator_case):
+    X, y = estimator_case.X, estimator_case.y
+    X32 = X.astype(np.float32)
+    # A regressor's targets follow X's dtype; a classifier's labels stay labels.
+    y32 = y if estimator_case.is_classifier else y.astype(np.float32)
     params = dict(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=20, random_state=0)
-    est32 = BPRegressor(**params).fit(X32, y32)
-    est64 = BPRegressor(**params).fit(X, y[:, 0])
+    est32 = estimator_case(**params).fit(X32, y32)
+    est64 = estimator_case(**params).fit(X, y)
     assert all(p.dtype == np.float32 for p in est32.coefs_ + est32.intercepts_)
-    assert est32.predict(X32).dtype == np.float32
-    assert_allclose(est32.predict(X32), est64.predict(X), rtol=1e-2, atol=1e-2)
+    assert est32.predict(X32).dtype == (y.dtype if estimator_case.is_classifier
+                                        else np.float32)
+    assert _outputs(est32, X32).dtype == np.float32
+    assert _outputs(est64, X).dtype == np.float64
+    assert_allclose(_outputs(est32, X32), _outputs(est64, X), rtol=1e-2, atol=1e-2)
 
 
-def test_lbfgs_max_iter_and_max_fun_bound_the_work(data):
-    X, y = data
+def test_lbfgs_max_iter_and_max_fun_bound_the_work(estimator_case):
+    X, y = estimator_case.X, estimator_case.y
     with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
-        est = BPRegressor(solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+        est = estimator_case(solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
     assert est.n_iter_ == 3
     with pytest.warns(ConvergenceWarning):
-        est = BPRegressor(solver="lbfgs", max_fun=4, random_state=0).fit(X, y)
+        est = estimator_case(solver="lbfgs", max_fun=4, random_state=0).fit(X, y)
     assert est.n_iter_ <= 4
 
 
 @ignore_convergence
-def test_lbfgs_warm_start_continues(data):
-    X, y = data
-    est = BPRegressor(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=5,
-                      random_state=0).fit(X, y)
+def test_lbfgs_warm_start_continues(estimator_case):
+    X, y = estimator_case.X, estimator_case.y
+    est = estimator_case(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=5,
+                         random_state=0).fit(X, y)
     first = est.loss_
     est.set_params(warm_start=True).fit(X, y)
     assert len(est.loss_curve_) == 10
     assert est.loss_ < first
 
 
-def test_lbfgs_has_no_partial_fit():
-    assert not hasattr(BPRegressor(solver="lbfgs"), "partial_fit")
+@pytest.mark.parametrize("Estimator", [BPRegressor, BPClassifier])
+def test_lbfgs_has_no_partial_fit(Estimator):
+    assert not hasattr(Estimator(solver="lbfgs"), "partial_fit")
 
 
 @ignore_convergence
-def test_lbfgs_stopped_by_a_callback(data):
+def test_lbfgs_stopped_by_a_callback(estimator_case):
     """A callback that asks to stop ends L-BFGS after that iteration."""
     pytest.importorskip("sklearn.callback")
     from sklearn.callback import FitCallback  # noqa: F401
@@ -130,8 +146,8 @@ def test_lbfgs_stopped_by_a_callback(data):
         def teardown(self, estimator, context):
             pass
 
-    X, y = data
-    est = BPRegressor(solver="lbfgs", max_iter=50, random_state=0)
+    X, y = estimator_case.X, estimator_case.y
+    est = estimator_case(solver="lbfgs", max_iter=50, random_state=0)
     est.set_callbacks(StopAfter(4))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)

@@ -1,16 +1,22 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""sample_weight: exact weighted semantics, errors, and metadata routing."""
+"""sample_weight: exact weighted semantics, errors, and metadata routing.
+
+The semantics (full-batch weights are duplicated or dropped rows; weights of 1
+are no weights, bitwise) hold for any network, so they run over the regressor
+and every classifier target kind.
+"""
 
 import numpy as np
 import pytest
 import sklearn
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import cross_validate
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conftest import N_SAMPLES
 from fastbp import BPRegressor, _core
 
 ignore_convergence = pytest.mark.filterwarnings(
@@ -20,13 +26,21 @@ SOLVERS = ["lbfgs", "sgd", "adam"]
 
 
 @pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 4))
-    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] - X[:, 2] * X[:, 3]
-    w = rng.integers(0, 4, size=40).astype(float)
+def integer_weights():
+    """Integer weights 0..3 for the shared datasets' rows, the first one 0."""
+    w = np.random.default_rng(0).integers(0, 4, size=N_SAMPLES).astype(float)
     w[0] = 0.0
-    return X, y, w
+    return w
+
+
+@pytest.fixture(scope="module")
+def data(regression_data, integer_weights):
+    return (*regression_data, integer_weights)
+
+
+def _outputs(est, X):
+    """What the network computes: predictions, or a classifier's probabilities."""
+    return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
 
 
 def _params(solver, n_rows, **extra):
@@ -41,38 +55,42 @@ def _params(solver, n_rows, **extra):
 
 @ignore_convergence
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_integer_weights_equal_duplicated_rows(data, solver):
-    X, y, w = data
+def test_integer_weights_equal_duplicated_rows(estimator_case, integer_weights, solver):
+    case, w = estimator_case, integer_weights
+    X, y = case.X, case.y
     reps = w.astype(int)
-    X_rep, y_rep = np.repeat(X, reps, axis=0), np.repeat(y, reps)
-    weighted = BPRegressor(**_params(solver, len(X_rep))).fit(X, y, sample_weight=w)
-    repeated = BPRegressor(**_params(solver, len(X_rep))).fit(X_rep, y_rep)
-    assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-9, atol=1e-10)
+    X_rep, y_rep = np.repeat(X, reps, axis=0), np.repeat(y, reps, axis=0)
+    weighted = case(**_params(solver, len(X_rep))).fit(X, y, sample_weight=w)
+    repeated = case(**_params(solver, len(X_rep))).fit(X_rep, y_rep)
+    assert_allclose(_outputs(weighted, X), _outputs(repeated, X), rtol=1e-9, atol=1e-10)
     assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
 
 
 @ignore_convergence
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_zero_weights_equal_dropped_rows(data, solver):
-    X, y, _ = data
+def test_zero_weights_equal_dropped_rows(estimator_case, solver):
+    X, y = estimator_case.X, estimator_case.y
     w = np.ones(len(X))
     w[::3] = 0.0
     keep = w > 0
     n = int(keep.sum())
-    weighted = BPRegressor(**_params(solver, len(X))).fit(X, y, sample_weight=w)
-    dropped = BPRegressor(**_params(solver, n)).fit(X[keep], y[keep])
-    assert_allclose(weighted.predict(X), dropped.predict(X), rtol=1e-9, atol=1e-10)
+    weighted = estimator_case(**_params(solver, len(X))).fit(X, y, sample_weight=w)
+    dropped = estimator_case(**_params(solver, n)).fit(X[keep], y[keep])
+    assert_allclose(_outputs(weighted, X), _outputs(dropped, X), rtol=1e-9, atol=1e-10)
 
 
 @ignore_convergence
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_unit_weights_equal_no_weights_exactly(data, solver, shuffle):
-    X, y, _ = data
+def test_unit_weights_equal_no_weights_exactly(estimator_case, solver, shuffle):
+    X, y = estimator_case.X, estimator_case.y
     params = _params(solver, 8, shuffle=shuffle)
-    plain = BPRegressor(**params).fit(X, y)
-    ones = BPRegressor(**params).fit(X, y, sample_weight=np.ones(len(X)))
-    assert_allclose(ones.predict(X), plain.predict(X), rtol=0, atol=0)
+    plain = estimator_case(**params).fit(X, y)
+    ones = estimator_case(**params).fit(X, y, sample_weight=np.ones(len(X)))
+    assert_allclose(_outputs(ones, X), _outputs(plain, X), rtol=0, atol=0)
+    if estimator_case.is_classifier:
+        assert_array_equal(ones.predict(X), plain.predict(X))
+    assert ones.loss_curve_ == plain.loss_curve_
 
 
 @ignore_convergence
@@ -112,7 +130,7 @@ def test_minibatch_gradient_is_scaled_by_the_mean_weight(data):
     est.partial_fit(X, y, sample_weight=w)
     coef0 = BPRegressor(solver="sgd", hidden_layer_sizes=(), random_state=0)
     coef0._random_state = np.random.RandomState(0)
-    W, b = coef0._init_coef(4, 1, np.float64)
+    W, b = coef0._init_coef(X.shape[1], 1, np.float64)
     W, b = W.copy(), b.copy()
     w_mean = w.mean()
     for start in range(0, len(X), batch):
@@ -131,7 +149,7 @@ def test_weighted_gradient_matches_finite_differences(data, loss, alpha):
     X, y, w = data
     y = np.abs(y) if loss == "poisson" else y
     rng = np.random.default_rng(1)
-    units = [4, 5, 1]
+    units = [X.shape[1], 5, 1]
     coefs = [rng.normal(scale=0.5, size=(a, b)) for a, b in zip(units, units[1:])]
     intercepts = [rng.normal(scale=0.5, size=b) for b in units[1:]]
     out_act = _core.Activation.EXP if loss == "poisson" else _core.Activation.IDENTITY
@@ -186,12 +204,14 @@ def test_weighted_gradient_matches_finite_differences(data, loss, alpha):
     ],
 )
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
-def test_bad_weights_raise(data, weights, match, method):
-    X, y, _ = data
-    est = BPRegressor(solver="sgd", max_iter=2)
+def test_bad_weights_raise(estimator_case, weights, match, method):
+    X, y = estimator_case.X, estimator_case.y
+    est = estimator_case(solver="sgd", max_iter=2)
+    kwargs = estimator_case.partial_fit_kwargs if method == "partial_fit" else {}
     with pytest.raises(ValueError, match=match):
-        getattr(est, method)(X, y, sample_weight=weights(len(X)))
+        getattr(est, method)(X, y, sample_weight=weights(len(X)), **kwargs)
     assert not hasattr(est, "coefs_")
+    assert not hasattr(est, "classes_")
 
 
 @ignore_convergence

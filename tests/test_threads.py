@@ -19,7 +19,8 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
 
-from fastbp import BPRegressor
+from conftest import CLASSIFIER_KINDS, ESTIMATOR_KINDS, make_estimator_case
+from fastbp import BPClassifier, BPRegressor
 from fastbp import _base as regressor_module
 
 N_THREADS = 16
@@ -36,18 +37,43 @@ def _data(rng, n_samples=300, n_features=8, n_outputs=1):
     return X, Y[:, 0] if n_outputs == 1 else Y
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    X, y = _data(np.random.default_rng(0), n_outputs=2)
+# The multiclass classifier (softmax, string labels) is in the default run; the
+# binary and multilabel ones (logistic output) take a second each in the
+# sixteen-thread tests and are marked slow.
+FITTED_KINDS = [
+    kind if kind in ("regression", "multiclass") else pytest.param(
+        kind, marks=pytest.mark.slow)
+    for kind in ESTIMATOR_KINDS
+]
+
+
+@pytest.fixture(scope="module", params=FITTED_KINDS)
+def fitted(request):
+    if request.param == "regression":
+        Estimator = BPRegressor
+        X, y = _data(np.random.default_rng(0), n_outputs=2)
+    else:
+        case = make_estimator_case(request.param)
+        Estimator, X, y = case.Estimator, case.X, case.y
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return BPRegressor(hidden_layer_sizes=(32, 16), activation="tanh",
-                           max_iter=5, random_state=0).fit(X, y)
+        return Estimator(hidden_layer_sizes=(32, 16), activation="tanh",
+                         max_iter=5, random_state=0).fit(X, y)
 
 
-def _runs_while_inside(monkeypatch, est, X, inner):
+def _methods(est, log=False):
+    """The predicting methods of ``est``: predict, and a classifier's
+    probabilities (and, with ``log``, their logarithm, which is computed from
+    them)."""
+    names = ["predict"]
+    if hasattr(est, "predict_proba"):
+        names += ["predict_proba"] + ["predict_log_proba"] * log
+    return [getattr(est, name) for name in names]
+
+
+def _runs_while_inside(monkeypatch, est, X, inner, method="predict"):
     """Does another thread get to run while ``inner`` (in place of
-    ``_core.predict``) runs inside ``est.predict(X)`` on a worker thread?"""
+    ``_core.predict``) runs inside ``est.<method>(X)`` on a worker thread?"""
     entered = threading.Event()
     state = {"done": False}
 
@@ -63,7 +89,7 @@ def _runs_while_inside(monkeypatch, est, X, inner):
     # No preemption: the GIL now changes hands only when a thread lets it go.
     sys.setswitchinterval(1000.0)
     try:
-        worker = threading.Thread(target=est.predict, args=(X,))
+        worker = threading.Thread(target=getattr(est, method), args=(X,))
         worker.start()
         # Waiting releases the GIL; once the worker sets the event, this thread
         # needs the GIL back, which it gets only when the worker gives it up.
@@ -77,7 +103,12 @@ def _runs_while_inside(monkeypatch, est, X, inner):
 
 
 def test_predict_releases_the_gil(monkeypatch, fitted):
-    X = np.random.default_rng(1).standard_normal((20_000, 8))
+    X = np.random.default_rng(1).standard_normal((20_000, fitted.n_features_in_))
+    for method in _methods(fitted):
+        _assert_releases_the_gil(monkeypatch, fitted, X, method.__name__)
+
+
+def _assert_releases_the_gil(monkeypatch, fitted, X, method):
     real = regressor_module._core.predict
 
     def holds_the_gil(*args):
@@ -87,34 +118,40 @@ def test_predict_releases_the_gil(monkeypatch, fitted):
             total += i
 
     # The probe itself: a kernel that keeps the GIL is never overtaken.
-    assert not _runs_while_inside(monkeypatch, fitted, X, holds_the_gil)
+    assert not _runs_while_inside(monkeypatch, fitted, X, holds_the_gil, method)
     # The real kernel is. The nogil section must still be running when the
     # woken thread gets scheduled, which on a loaded machine may take a retry;
     # a kernel holding the GIL would fail every time.
-    assert any(_runs_while_inside(monkeypatch, fitted, X, real) for _ in range(5))
+    assert any(_runs_while_inside(monkeypatch, fitted, X, real, method)
+               for _ in range(5))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sixteen_threads_predict_like_one(fitted, dtype):
     rng = np.random.default_rng(2)
     # Different sizes per thread: some below one block of rows, some above.
-    inputs = [rng.standard_normal((n, 8)).astype(dtype)
+    width = fitted.n_features_in_
+    inputs = [rng.standard_normal((n, width)).astype(dtype)
               for n in rng.integers(1, 3000, size=N_THREADS)]
-    inputs[0] = rng.standard_normal((10_000, 8)).astype(dtype)
+    inputs[0] = rng.standard_normal((10_000, width)).astype(dtype)
     before = copy.deepcopy((fitted.coefs_, fitted.intercepts_))
-    serial = [fitted.predict(X) for X in inputs]
+    methods = _methods(fitted)
+    serial = [[method(X) for method in methods] for X in inputs]
     start = threading.Barrier(N_THREADS)
 
     def predict(X):
         start.wait()
-        return [fitted.predict(X) for _ in range(3)]
+        return [[method(X) for method in methods] for _ in range(3)]
 
     with ThreadPoolExecutor(N_THREADS) as pool:
         results = list(pool.map(predict, inputs))
     for expected, got in zip(serial, results):
-        for pred in got:
-            assert pred.dtype == dtype and pred.shape == expected.shape
-            np.testing.assert_array_equal(pred, expected)
+        for preds in got:
+            for pred, exp in zip(preds, expected):
+                if exp.dtype.kind == "f":
+                    assert pred.dtype == dtype
+                assert pred.dtype == exp.dtype and pred.shape == exp.shape
+                np.testing.assert_array_equal(pred, exp)
     # Predicting never writes to the model, even when it casts it for float32.
     for a, b in zip(fitted.coefs_ + fitted.intercepts_, before[0] + before[1]):
         np.testing.assert_array_equal(a, b)
@@ -122,29 +159,31 @@ def test_sixteen_threads_predict_like_one(fitted, dtype):
 
 
 def test_sixteen_threads_predict_the_same_rows(fitted):
-    X = np.random.default_rng(3).standard_normal((3000, 8))
-    expected = fitted.predict(X)
+    X = np.random.default_rng(3).standard_normal((3000, fitted.n_features_in_))
+    methods = _methods(fitted, log=True)
+    expected = [method(X) for method in methods]
     start = threading.Barrier(N_THREADS)
 
     def predict(_):
         start.wait()
-        return fitted.predict(X)
+        return [method(X) for method in methods]
 
     with ThreadPoolExecutor(N_THREADS) as pool:
-        for pred in pool.map(predict, range(N_THREADS)):
-            np.testing.assert_array_equal(pred, expected)
+        for preds in pool.map(predict, range(N_THREADS)):
+            for pred, exp in zip(preds, expected):
+                np.testing.assert_array_equal(pred, exp)
 
 
 def _fit_one(spec):
-    params, X, y = spec
+    """Fit ``(params, X, y[, Estimator])``; the estimator defaults to BPRegressor."""
+    params, X, y, *Estimator = spec
+    Estimator = Estimator[0] if Estimator else BPRegressor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return BPRegressor(**params).fit(X, y)
+        return Estimator(**params).fit(X, y)
 
 
-def _specs():
-    rng = np.random.default_rng(4)
-    variants = [
+_VARIANTS = [
         dict(solver="adam"),
         dict(solver="sgd", momentum=0.9),
         dict(solver="sgd", learning_rate="adaptive"),
@@ -153,7 +192,12 @@ def _specs():
         dict(activation="logistic", alpha=0.1),
         dict(hidden_layer_sizes=()),
         dict(shuffle=False),
-    ]
+]
+
+
+def _specs():
+    rng = np.random.default_rng(4)
+    variants = _VARIANTS
     specs = []
     for i, variant in enumerate(variants):
         dtype = np.float32 if i % 2 else np.float64
@@ -173,8 +217,22 @@ def _assert_same_model(a, b):
         np.testing.assert_array_equal(p, q)
 
 
-def test_parallel_fits_equal_serial_fits():
-    specs = _specs()
+def _classifier_specs():
+    """The same variants, for BPClassifier on each target kind in turn."""
+    specs = []
+    for i, variant in enumerate(_VARIANTS):
+        case = make_estimator_case(CLASSIFIER_KINDS[i % 3])
+        dtype = np.float32 if i % 2 else np.float64
+        params = dict(hidden_layer_sizes=(12,), max_iter=15, random_state=i)
+        params.update(variant)
+        specs.append((params, case.X.astype(dtype), case.y, BPClassifier))
+    return specs
+
+
+@pytest.mark.parametrize("make_specs", [_specs, _classifier_specs],
+                         ids=["regressor", "classifier"])
+def test_parallel_fits_equal_serial_fits(make_specs):
+    specs = make_specs()
     serial = [_fit_one(spec) for spec in specs]
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(_fit_one, specs))
@@ -182,13 +240,19 @@ def test_parallel_fits_equal_serial_fits():
         _assert_same_model(a, b)
 
 
-def test_parallel_fits_and_predicts_on_one_dataset():
+@pytest.mark.parametrize("kind", ["regression", "multiclass"])
+def test_parallel_fits_and_predicts_on_one_dataset(kind):
     # Several models sharing one read-only X while others predict from it.
-    rng = np.random.default_rng(5)
-    X, y = _data(rng, n_samples=400)
-    X.flags.writeable = False
-    specs = [(dict(hidden_layer_sizes=(8,), max_iter=10, random_state=s), X, y)
-             for s in range(6)]
+    if kind == "regression":
+        rng = np.random.default_rng(5)
+        X, y = _data(rng, n_samples=400)
+        X.flags.writeable = False
+        Estimator = BPRegressor
+    else:
+        case = make_estimator_case(kind)  # read-only already
+        X, y, Estimator = case.X, case.y, case.Estimator
+    specs = [(dict(hidden_layer_sizes=(8,), max_iter=10, random_state=s), X, y,
+              Estimator) for s in range(6)]
     serial = [_fit_one(spec) for spec in specs]
     expected = [m.predict(X) for m in serial]
     with ThreadPoolExecutor(6) as pool:
@@ -249,3 +313,50 @@ def test_parallel_fits_leave_blas_threads_as_they_were(monkeypatch):
         t.join()
     assert a_inside.is_set() and b_inside.is_set() and a_done.is_set()
     assert _blas_threads() == before
+
+
+def test_second_thread_is_refused_by_every_classifier_entry_point(monkeypatch,
+                                                                  classifier_case):
+    # While one thread fits a classifier, every other entry point called from
+    # another thread raises RuntimeError, and the fit carries on untouched.
+    # (test_transactions covers fit, partial_fit and predict for both estimators.)
+    case = classifier_case
+    X, y = case.X, case.y
+    params = dict(hidden_layer_sizes=(5,), max_iter=4, tol=0, n_iter_no_change=99,
+                  random_state=0)
+    ref = _fit_one((params, X, y, BPClassifier))
+    est = _fit_one((params, X, y, BPClassifier))
+    inside, release = threading.Event(), threading.Event()
+    real = regressor_module._core.train_epoch
+
+    def paused(*args):
+        if not inside.is_set():
+            inside.set()
+            release.wait(30)
+        return real(*args)
+
+    def refit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+
+    monkeypatch.setattr(regressor_module._core, "train_epoch", paused)
+    worker = threading.Thread(target=refit)
+    worker.start()
+    try:
+        assert inside.wait(30)
+        calls = {
+            "fit": lambda: est.fit(X, y),
+            "partial_fit": lambda: case.partial_fit(est, X, y),
+            "predict": lambda: est.predict(X),
+            "predict_proba": lambda: est.predict_proba(X),
+            "predict_log_proba": lambda: est.predict_log_proba(X),
+            "score": lambda: est.score(X, y),
+        }
+        for name, call in calls.items():
+            with pytest.raises(RuntimeError, match="another thread is fitting"):
+                call()
+    finally:
+        release.set()
+        worker.join(30)
+    _assert_same_model(est, ref)
