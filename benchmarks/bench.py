@@ -7,6 +7,7 @@ Run from the repository root::
     python benchmarks/bench.py [--workloads tiny,friedman,medium,wide]
         [--dtypes float32,float64] [--threads 1,2] [--epochs N] [--quick]
         [--json PATH]
+    python benchmarks/bench.py --classifier [--clf-workloads tiny,digits,...]
     python benchmarks/bench.py --markdown run.json[,rerun.json]
 
 On machines that set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE), run it as
@@ -21,6 +22,16 @@ same betas, eps and learning rate, the same batch size, a fixed number of epochs
 scikit-learn applies it (``grad += alpha * W / n_batch``, intercepts free) and the
 same Glorot-uniform initial weights. The three run one after another in this
 process, interleaved over the repeats, and the fastest repeat counts.
+
+The classification table (``--classifier`` runs it alone) trains
+``fastbp.BPClassifier``, ``sklearn.neural_network.MLPClassifier`` and the same
+PyTorch loop with scikit-learn's log-losses (binary log-loss summed over the
+outputs and averaged over the rows for binary and multilabel targets, softmax
+cross-entropy for multiclass) on the four regression shapes with binary labels,
+scikit-learn's digits, a 100,000-row 10-class problem and a 5-label multilabel
+problem, at 1 thread by default. fastbp and scikit-learn train the same model:
+the table shows both test accuracies and the largest difference of their
+``predict_proba``.
 
 The "GEMM limit" of a run is the time of the GEMMs alone that one epoch runs at
 the same shapes, batch size, dtype and thread count (forward ``a @ W``, backward
@@ -46,17 +57,24 @@ import warnings
 import numpy as np
 import scipy
 import sklearn
-from sklearn.datasets import load_diabetes, make_friedman1, make_regression
+from sklearn.datasets import (
+    load_diabetes,
+    load_digits,
+    make_classification,
+    make_friedman1,
+    make_multilabel_classification,
+    make_regression,
+)
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, train_test_split
-from sklearn.neural_network import MLPRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastbp
 import fastbp._core as fastbp_core
-from fastbp import BPRegressor
+from fastbp import BPClassifier, BPRegressor
 
 try:
     import torch
@@ -83,6 +101,31 @@ QUICK = {
     "friedman": dict(epochs=2, repeats=2, n_samples=5_000),
     "medium": dict(epochs=1, repeats=1, n_samples=20_000),
     "wide": dict(epochs=1, repeats=1, n_samples=5_000),
+}
+# Classification: the regressor's four shapes with binary targets of the same
+# shape (one logistic output), then softmax and multilabel outputs. 1 thread by
+# default; a --classifier run takes about 5 minutes here. tiny and digits fit
+# in under a second, so they take more repeats: with 3, the fastest of each
+# backend swung the tiny ratio between 12.7x and 18.5x on the shared machine.
+CLF_WORKLOADS = {
+    "tiny": dict(hidden=(100,), batch=32, epochs=200, repeats=7, task="binary"),
+    "friedman": dict(hidden=(64, 64), batch=64, epochs=10, repeats=3, task="binary"),
+    "medium": dict(hidden=(256, 256), batch=256, epochs=2, repeats=2, task="binary"),
+    "wide": dict(hidden=(1024, 512), batch=512, epochs=1, repeats=2, task="binary"),
+    "digits": dict(hidden=(100,), batch=32, epochs=50, repeats=5, task="multiclass"),
+    "multiclass": dict(hidden=(128, 128), batch=200, epochs=3, repeats=2,
+                       task="multiclass"),
+    "multilabel": dict(hidden=(64, 64), batch=64, epochs=10, repeats=3,
+                       task="multilabel"),
+}
+CLF_QUICK = {
+    "tiny": dict(epochs=50, repeats=2),
+    "friedman": dict(epochs=2, repeats=2, n_samples=5_000),
+    "medium": dict(epochs=1, repeats=1, n_samples=20_000),
+    "wide": dict(epochs=1, repeats=1, n_samples=5_000),
+    "digits": dict(epochs=20, repeats=2),
+    "multiclass": dict(epochs=1, repeats=1, n_samples=20_000),
+    "multilabel": dict(epochs=2, repeats=2, n_samples=5_000),
 }
 BACKENDS = ("fastbp", "sklearn", "torch")
 # Above this many cores busy with other processes, a figure is flagged as noisy.
@@ -117,7 +160,7 @@ def _source_version():
 
     pkg = os.path.dirname(fastbp.__file__)
     out = {}
-    for name in ("_core.pyx", "_regressor.py"):
+    for name in ("_core.pyx", "_base.py", "_regressor.py", "_classifier.py"):
         try:
             with open(os.path.join(pkg, name), "rb") as f:
                 out[name] = hashlib.md5(f.read()).hexdigest()[:10]
@@ -205,6 +248,42 @@ def make_data(name, n_samples=None):
             (y_train - y_mean) / y_std, (y_test - y_mean) / y_std)
 
 
+def make_clf_data(name, n_samples=None):
+    """Train/test split of a classification workload, X standardised on train.
+
+    tiny, friedman, medium and wide have the regression workloads' shapes with
+    binary labels; digits is scikit-learn's 8x8 digits (1,797 x 64, 10
+    classes); multiclass is 100,000 x 32 with 10 classes; multilabel is
+    20,000 x 20 with 5 labels.
+    """
+    shapes = {"tiny": (442, 10, 5), "friedman": (20_000, 10, 5),
+              "medium": (100_000, 64, 32), "wide": (50_000, 512, 64)}
+    if name in shapes:
+        n, p, informative = shapes[name]
+        X, y = make_classification(n_samples=n_samples or n, n_features=p,
+                                   n_informative=informative, n_classes=2,
+                                   flip_y=0.05, random_state=SEED)
+    elif name == "digits":
+        X, y = load_digits(return_X_y=True)
+    elif name == "multiclass":
+        X, y = make_classification(n_samples=n_samples or 100_000, n_features=32,
+                                   n_informative=16, n_classes=10,
+                                   n_clusters_per_class=1, flip_y=0.02,
+                                   random_state=SEED)
+    elif name == "multilabel":
+        X, y = make_multilabel_classification(n_samples=n_samples or 20_000,
+                                              n_features=20, n_classes=5,
+                                              n_labels=2, random_state=SEED)
+    else:
+        raise ValueError("unknown classification workload %r" % name)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_FRACTION, random_state=SEED)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std[std == 0] = 1.0
+    return (np.ascontiguousarray((X_train - mean) / std),
+            np.ascontiguousarray((X_test - mean) / std), y_train, y_test)
+
+
 def glorot_init(layer_units, seed=SEED):
     """The initial weights scikit-learn draws for relu networks with this seed."""
     rng = check_random_state(seed)
@@ -252,9 +331,21 @@ def _torch_adam(groups):
     raise RuntimeError("no usable torch Adam")
 
 
-def fit_torch(X, y, X_test, hidden, batch, epochs):
-    """The same network and training as MLPRegressor, written out in PyTorch."""
-    layer_units = [X.shape[1], *hidden, 1]
+def fit_torch(X, y, X_test, hidden, batch, epochs, task="regression"):
+    """The same network and training as MLPRegressor (or MLPClassifier), in PyTorch.
+
+    ``task`` is "regression" (y of shape (n,)), "binary" (y in {0, 1}),
+    "multiclass" (y in 0 .. K-1) or "multilabel" (y an indicator matrix). The
+    prediction returned is the network's raw output for regression and the
+    predicted labels otherwise.
+    """
+    if task == "multiclass":
+        n_out = int(y.max()) + 1
+    elif task == "multilabel":
+        n_out = y.shape[1]
+    else:
+        n_out = 1
+    layer_units = [X.shape[1], *hidden, n_out]
     coefs, intercepts = glorot_init(layer_units)
     dtype = torch.float32 if X.dtype == np.float32 else torch.float64
     t0 = time.perf_counter()
@@ -276,7 +367,11 @@ def fit_torch(X, y, X_test, hidden, batch, epochs):
     opt = _torch_adam([{"params": weights, "weight_decay": ALPHA / batch},
                        {"params": biases, "weight_decay": 0.0}])
     Xt = torch.from_numpy(X)
-    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=X.dtype).reshape(-1, 1))
+    if task == "multiclass":
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    else:
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=X.dtype).reshape(-1, n_out))
+    loss_fn = _TORCH_LOSSES[task]
     n = Xt.shape[0]
     for _ in range(epochs):
         perm = torch.randperm(n)
@@ -286,15 +381,48 @@ def fit_torch(X, y, X_test, hidden, batch, epochs):
             if nb != batch:
                 opt.param_groups[0]["weight_decay"] = ALPHA / nb
             opt.zero_grad(set_to_none=True)
-            # scikit-learn's squared error: mean over the batch of (pred - y)^2 / 2.
-            loss = 0.5 * torch.nn.functional.mse_loss(model(Xt[idx]), yt[idx])
+            loss = loss_fn(model(Xt[idx]), yt[idx])
             loss.backward()
             opt.step()
         opt.param_groups[0]["weight_decay"] = ALPHA / batch
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        pred = model(torch.from_numpy(X_test)).numpy().ravel()
+        out = model(torch.from_numpy(X_test)).numpy()
+    if task == "regression":
+        pred = out.ravel()
+    elif task == "multiclass":
+        pred = out.argmax(axis=1)
+    elif task == "binary":
+        pred = (out.ravel() > 0).astype(np.int64)
+    else:
+        pred = (out > 0).astype(np.int64)
     return seconds, pred, model
+
+
+def _torch_losses():
+    """scikit-learn's losses, written with torch: the loss each estimator minimises."""
+    if torch is None:
+        return {}
+    F = torch.nn.functional
+
+    def squared(out, y):
+        # mean over the batch of (pred - y)^2 / 2
+        return 0.5 * F.mse_loss(out, y)
+
+    def binary_log_loss(out, y):
+        # summed over the outputs, averaged over the rows (binary and multilabel)
+        total = F.binary_cross_entropy_with_logits(out, y, reduction="sum")
+        return total / out.shape[0]
+
+    def log_loss(out, y):
+        # softmax cross-entropy, averaged over the rows
+        return F.cross_entropy(out, y)
+
+    return {"regression": squared, "binary": binary_log_loss,
+            "multilabel": binary_log_loss, "multiclass": log_loss}
+
+
+_TORCH_LOSSES = _torch_losses()
 
 
 # -------------------------------------------------------------- GEMM limit
@@ -523,6 +651,110 @@ def run_training(args, workloads, dtypes, threads_list, results):
                 results["training"].extend(rows)
 
 
+CLF_HEADER = (
+    "workload    task        dtype    thr  backend   ms/epoch    samples/s  x_sklearn"
+    "  x_torch  %limit  accuracy  max|dP|  other"
+)
+
+
+def clf_row(r):
+    return "  ".join([
+        r["workload"].ljust(10), r["task"].ljust(10), r["dtype"].ljust(7),
+        str(r["threads"]).rjust(3), r["backend"].ljust(8),
+        fmt(r["ms_per_epoch"], ".3f", 9), fmt(r["samples_per_s"], ",.0f", 11),
+        fmt(r.get("x_sklearn"), ".2f", 9), fmt(r.get("x_torch"), ".2f", 7),
+        fmt(None if r["limit_fraction"] is None else 100 * r["limit_fraction"],
+            ".1f", 6),
+        fmt(r.get("accuracy"), ".4f", 8), fmt(r.get("proba_diff"), ".1e", 7),
+        fmt(r.get("other_cores"), ".2f", 5),
+    ])
+
+
+def run_classification(args, workloads, dtypes, threads_list, results):
+    """BPClassifier beside MLPClassifier (and torch), same parameters and seed."""
+    print("\nclassification: BPClassifier vs MLPClassifier (max|dP| = largest "
+          "difference of predict_proba from scikit-learn's on the test rows)")
+    print(CLF_HEADER)
+    print("-" * len(CLF_HEADER))
+    for name in workloads:
+        cfg = dict(CLF_WORKLOADS[name])
+        if args.quick:
+            cfg.update(CLF_QUICK[name])
+        if args.epochs:
+            cfg["epochs"] = args.epochs
+        if args.repeats:
+            cfg["repeats"] = args.repeats
+        X_train, X_test, y_train, y_test = make_clf_data(name, cfg.get("n_samples"))
+        hidden, batch, epochs, repeats, task = (cfg["hidden"], cfg["batch"],
+                                                cfg["epochs"], cfg["repeats"],
+                                                cfg["task"])
+        n_out = {"binary": 1, "multiclass": len(np.unique(y_train)),
+                 "multilabel": y_train.shape[1] if y_train.ndim == 2 else 1}[task]
+        units = [X_train.shape[1], *hidden, n_out]
+        n_train = X_train.shape[0]
+        flops = 6.0 * n_weights(units) * n_train
+        for dtype_name in dtypes:
+            dtype = np.dtype(dtype_name).type
+            Xtr, Xte = X_train.astype(dtype), X_test.astype(dtype)
+            for threads in threads_list:
+                backends = [b for b in BACKENDS if b != "torch" or torch is not None]
+                best = {b: np.inf for b in backends}
+                acc, proba = {}, {}
+                meter = LoadMeter()
+                with threadpool_limits(limits=threads):
+                    if torch is not None:
+                        torch.set_num_threads(threads)
+                    for _ in range(repeats):
+                        for b in backends:
+                            if b == "torch":
+                                sec, pred, _m = fit_torch(Xtr, y_train, Xte, hidden,
+                                                          batch, epochs, task=task)
+                            else:
+                                cls = BPClassifier if b == "fastbp" else MLPClassifier
+                                sec, pred, m = fit_estimator(cls, Xtr, y_train, Xte,
+                                                             hidden, batch, epochs)
+                                proba[b] = np.asarray(m.predict_proba(Xte), np.float64)
+                            best[b] = min(best[b], sec)
+                            acc[b] = float(accuracy_score(y_test, pred))
+                            settle()
+                    limit_s, limit_paths = gemm_limit(units, n_train, batch, dtype,
+                                                      repeats=max(2, repeats))
+                other = meter.others()
+                per_epoch = {b: best[b] / epochs for b in backends}
+                rows = []
+                for b in backends:
+                    row = dict(
+                        workload=name, task=task, dtype=dtype_name, threads=threads,
+                        backend=b, epochs=epochs, n_train=n_train, batch=batch,
+                        layer_units=units, seconds=best[b],
+                        ms_per_epoch=1e3 * per_epoch[b],
+                        samples_per_s=n_train / per_epoch[b],
+                        gflops=flops / per_epoch[b] / 1e9,
+                        limit_fraction=limit_s / per_epoch[b], accuracy=acc[b],
+                        other_cores=other,
+                    )
+                    if b != "sklearn":
+                        row["x_sklearn"] = per_epoch["sklearn"] / per_epoch[b]
+                    if b == "fastbp":
+                        row["proba_diff"] = float(
+                            np.abs(proba["fastbp"] - proba["sklearn"]).max())
+                        row["same_accuracy"] = acc["fastbp"] == acc["sklearn"]
+                        if "torch" in per_epoch:
+                            row["x_torch"] = per_epoch["torch"] / per_epoch[b]
+                    rows.append(row)
+                rows.append(dict(
+                    workload=name, task=task, dtype=dtype_name, threads=threads,
+                    backend="gemm", epochs=1, n_train=n_train, batch=batch,
+                    layer_units=units, seconds=limit_s, ms_per_epoch=1e3 * limit_s,
+                    samples_per_s=n_train / limit_s, gflops=flops / limit_s / 1e9,
+                    limit_fraction=1.0, accuracy=None, gemm_paths=limit_paths,
+                    other_cores=other,
+                ))
+                for row in rows:
+                    print(clf_row(row), flush=True)
+                results["classification"].extend(rows)
+
+
 PREDICT_NETS = {"friedman": (10, (64, 64)), "medium": (64, (256, 256))}
 
 
@@ -735,6 +967,39 @@ def targets(results):
                 s = f64["ms_per_epoch"] / f32["ms_per_epoch"]
                 add("%s %d thr: float32 >= 1.7x float64" % (w, th), "%.2fx" % s,
                     s >= 1.7, f32, f64)
+    clf = results.get("classification", [])
+    for w, goal in (("tiny", 15), ("friedman", 5), ("medium", 1.3)):
+        r = _find(clf, workload=w, dtype="float64", threads=1, backend="fastbp")
+        if r:
+            add("BPClassifier %s float64 1 thread: >= %gx sklearn" % (w, goal),
+                "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= goal, r)
+    for r in clf:
+        if r["backend"] == "fastbp" and r.get("x_torch") is not None:
+            add("BPClassifier %s %s %d thr: faster than torch"
+                % (r["workload"], r["dtype"], r["threads"]),
+                "%.2fx" % r["x_torch"], r["x_torch"] > 1.0, r)
+    # float64 is the exact check (the same model); float32 sums in another
+    # order than scikit-learn's float32 path, so it is "close": within a tenth
+    # of a point of test accuracy.
+    by_dtype = {}
+    for r in clf:
+        if r["backend"] == "fastbp":
+            by_dtype.setdefault(r["dtype"], []).append(r)
+    for dt, rows in sorted(by_dtype.items(), reverse=True):
+        ref = {r["workload"]: r for r in clf
+               if r["backend"] == "sklearn" and r["dtype"] == dt}
+        gaps = [abs(r["accuracy"] - ref[r["workload"]]["accuracy"]) for r in rows]
+        worst = max(r["proba_diff"] for r in rows)
+        if dt == "float64":
+            add("BPClassifier float64 accuracy == MLPClassifier's, every workload",
+                "%d of %d equal, max abs dP %.1e"
+                % (sum(g == 0 for g in gaps), len(rows), worst),
+                all(g == 0 for g in gaps))
+        else:
+            add("BPClassifier %s accuracy within 0.001 of MLPClassifier's" % dt,
+                "%d of %d equal, max gap %.4f, max abs dP %.1e"
+                % (sum(g == 0 for g in gaps), len(rows), max(gaps), worst),
+                max(gaps) <= 1e-3)
     for r in results["latency"]:
         add("single-row predict (%s net) >= 5x sklearn" % r["net"],
             "%.2fx" % r["x_sklearn"], r["x_sklearn"] >= 5)
@@ -757,6 +1022,7 @@ MERGE_KEYS = {
     "latency": ("net",),
     "predict": ("net", "dtype", "threads"),
     "gridsearch": ("estimator",),
+    "classification": ("workload", "dtype", "threads", "backend"),
 }
 
 
@@ -769,16 +1035,18 @@ def render_markdown(results):
     out.append("")
     out.append("fastbp sources: " + ", ".join("%s %s" % kv for kv in src.items()))
     out.append("")
-    out.append("### Training (ms per epoch, fastest repeat)")
-    out.append("")
-    out.append("| workload | dtype | threads | backend | ms/epoch | samples/s | "
-               "x sklearn | x torch | GFLOP/s | % GEMM limit | test R² | other |")
-    out.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def cell(value, spec):
         return fmt(value, spec, 0).strip()
 
-    for r in results["training"]:
+    if results.get("training"):
+        out.append("### Training (ms per epoch, fastest repeat)")
+        out.append("")
+        out.append("| workload | dtype | threads | backend | ms/epoch | samples/s | "
+                   "x sklearn | x torch | GFLOP/s | % GEMM limit | test R² | other |")
+        out.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    for r in results.get("training", []):
         out.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["workload"], r["dtype"], r["threads"],
             "**fastbp**" if r["backend"] == "fastbp" else r["backend"],
@@ -786,7 +1054,36 @@ def render_markdown(results):
             cell(r.get("x_sklearn"), ".2f"), cell(r.get("x_torch"), ".2f"),
             cell(r["gflops"], ".1f"), cell(100 * r["limit_fraction"], ".1f"),
             cell(r.get("r2"), ".4f"), cell(r.get("other_cores"), ".2f")))
-    if results["latency"]:
+    if results.get("classification"):
+        out += ["", ("### Classification: BPClassifier vs MLPClassifier (ms per "
+                     "epoch, fastest repeat)"), "",
+                ("| workload | task | dtype | thr | fastbp | sklearn | torch | "
+                 "x sklearn | x torch | % GEMM limit | accuracy fastbp / sklearn / "
+                 "torch | max abs dP | other |"),
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        groups = {}
+        for r in results["classification"]:
+            key = (r["workload"], r["dtype"], r["threads"])
+            groups.setdefault(key, {})[r["backend"]] = r
+        for (workload, dtype_name, threads), g in groups.items():
+            fb = g.get("fastbp")
+            if fb is None:
+                continue
+            accs = " / ".join(cell(g[b]["accuracy"], ".4f") if b in g else "-"
+                              for b in ("fastbp", "sklearn", "torch"))
+            out.append("| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s "
+                       "| %s |" % (
+                           workload, fb["task"], dtype_name, threads,
+                           cell(fb["ms_per_epoch"], ".3f"),
+                           cell(g["sklearn"]["ms_per_epoch"], ".3f"),
+                           cell(g["torch"]["ms_per_epoch"], ".3f")
+                           if "torch" in g else "-",
+                           cell(fb.get("x_sklearn"), ".2f"),
+                           cell(fb.get("x_torch"), ".2f"),
+                           cell(100 * fb["limit_fraction"], ".1f"), accs,
+                           cell(fb.get("proba_diff"), ".1e"),
+                           cell(fb.get("other_cores"), ".2f")))
+    if results.get("latency"):
         out += ["", "### Single-row predict latency (median, µs, float64, 1 thread)",
                 "", "| net | fastbp | sklearn | torch | x sklearn |",
                 "|---|---:|---:|---:|---:|"]
@@ -795,7 +1092,7 @@ def render_markdown(results):
             out.append("| %s %s | %.1f | %.1f | %s | %.2f |" % (
                 r["net"], tuple(r["hidden"]), us["fastbp"], us["sklearn"],
                 cell(us.get("torch"), ".1f"), r["x_sklearn"]))
-    if results["predict"]:
+    if results.get("predict"):
         out += ["", "### Large predict (seconds, fastest repeat)", "",
                 "| net | rows | dtype | threads | fastbp | sklearn | torch "
                 "| GEMM limit | x sklearn | % GEMM limit | other |",
@@ -808,7 +1105,7 @@ def render_markdown(results):
                 s["fastbp"], s["sklearn"], cell(s.get("torch"), ".3f"),
                 r["gemm_seconds"], r["x_sklearn"], 100 * r["limit_fraction"],
                 cell(r.get("other_cores"), ".2f")))
-    if results["gridsearch"]:
+    if results.get("gridsearch"):
         out += ["", "### GridSearchCV on tiny, joblib threading backend (seconds)", "",
                 "| estimator | n_jobs=1 | n_jobs=2 | speedup | other |",
                 "|---|---:|---:|---:|---:|"]
@@ -816,7 +1113,7 @@ def render_markdown(results):
             out.append("| %s | %.3f | %.3f | %.2f | %s |" % (
                 r["estimator"], r["seconds_1"], r["seconds_2"], r["speedup"],
                 cell(r.get("other_cores"), ".2f")))
-    out += ["", "### Issue-4 targets", "", "| target | measured | status |",
+    out += ["", "### Targets", "", "| target | measured | status |",
             "|---|---:|---|"]
     for t in results.get("targets", []):
         status = "met" if t["met"] else "**missed**"
@@ -837,8 +1134,9 @@ def parse_args(argv=None):
                    help="comma-separated, from tiny, friedman, medium, wide")
     p.add_argument("--dtypes", default="float32,float64",
                    help="comma-separated, float32 and/or float64")
-    p.add_argument("--threads", default="1,2",
-                   help="comma-separated thread counts (BLAS, OpenMP and torch)")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts (BLAS, OpenMP and torch); "
+                   "default 1,2 for the regressor tables, 1 for classification")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs for every workload (default: per workload)")
     p.add_argument("--repeats", type=int, default=None,
@@ -857,7 +1155,18 @@ def parse_args(argv=None):
                    help="skip single-row and large predict")
     p.add_argument("--no-gridsearch", action="store_true",
                    help="skip the GridSearchCV n_jobs comparison")
+    p.add_argument("--classifier", action="store_true",
+                   help="run only the classification table (BPClassifier vs "
+                   "MLPClassifier): a few minutes")
+    p.add_argument("--no-classifier", action="store_true",
+                   help="skip the classification table")
+    p.add_argument("--clf-workloads", default=",".join(CLF_WORKLOADS),
+                   help="comma-separated, from %s" % ", ".join(CLF_WORKLOADS))
     args = p.parse_args(argv)
+    if args.classifier and args.no_classifier:
+        p.error("--classifier and --no-classifier exclude each other")
+    if args.classifier:
+        args.no_train = args.no_predict = args.no_gridsearch = True
     args.latency_calls = 500 if args.quick else 3000
     args.predict_repeats = 1 if args.quick else 2
     args.grid_repeats = 1 if args.quick else 2
@@ -894,7 +1203,13 @@ def main(argv=None):
     dtypes = [d for d in args.dtypes.split(",") if d]
     if set(dtypes) - {"float32", "float64"}:
         raise SystemExit("--dtypes takes float32 and/or float64")
-    threads_list = [int(t) for t in args.threads.split(",") if t]
+    threads_list = [int(t) for t in (args.threads or "1,2").split(",") if t]
+    clf_threads = [int(t) for t in (args.threads or "1").split(",") if t]
+    clf_workloads = [w for w in args.clf_workloads.split(",") if w]
+    for w in clf_workloads:
+        if w not in CLF_WORKLOADS:
+            raise SystemExit("unknown classification workload %r (choose from %s)"
+                             % (w, ", ".join(CLF_WORKLOADS)))
 
     info = machine_info()
     print("# " + " ".join(["python", *sys.argv]))
@@ -916,7 +1231,7 @@ def main(argv=None):
             Xw = rng.standard_normal((512, 16)).astype(dt)
             fit_torch(Xw, Xw[:, 0], Xw[:64], (32,), 64, 1)
     results = dict(machine=info, argv=sys.argv, training=[], latency=[], predict=[],
-                   gridsearch=[])
+                   gridsearch=[], classification=[])
     t_start = time.perf_counter()
     if not args.no_train:
         run_training(args, workloads, dtypes, threads_list, results)
@@ -924,11 +1239,13 @@ def main(argv=None):
         run_predict(args, workloads, dtypes, threads_list, results)
     if not args.no_gridsearch:
         run_gridsearch(args, results)
+    if not args.no_classifier:
+        run_classification(args, clf_workloads, dtypes, clf_threads, results)
     results["targets"] = targets(results)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - t_start
 
-    print("\nissue-4 targets")
+    print("\ntargets")
     width = max([len(t["target"]) for t in results["targets"]] + [10])
     for t in results["targets"]:
         noisy = ""
