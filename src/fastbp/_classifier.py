@@ -407,7 +407,9 @@ class BPClassifier(ClassifierMixin, BaseBP):
         Y = self._label_binarizer.transform(y)
         if sp.issparse(Y):
             Y = Y.toarray()
-        Y = np.ascontiguousarray(Y, dtype=X.dtype)
+        # As scikit-learn: a multilabel indicator's nonzero entries mean "on",
+        # whatever their value ({0, 3} or {-1, 1} included).
+        Y = np.ascontiguousarray(Y.astype(bool), dtype=X.dtype)
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
         return X, Y
