@@ -5,6 +5,7 @@
 import errno
 import os
 import shutil
+import io
 import subprocess
 import sys
 import sysconfig
@@ -493,7 +494,7 @@ def test_choices_are_the_estimators():
     parser = cli_main._parser()
     fit = parser._subparsers._group_actions[0].choices["fit"]
     for action in fit._actions:
-        if action.choices:
+        if action.choices and action.dest in BPRegressor._parameter_constraints:
             constraint = BPRegressor._parameter_constraints[action.dest][0]
             assert set(action.choices) == constraint.options
 
@@ -557,3 +558,64 @@ def test_garbage_options(option, value, nowhere, capsys):
         accepted = cli_main._parser().parse_args(argv)
         name = _PARAMETER[option]
         BPRegressor(**{name: getattr(accepted, name)})._validate_params()
+
+
+# ------------------------------------------------------------ classifiers
+
+
+@pytest.fixture(scope="module")
+def iris_table(tmp_path_factory):
+    from sklearn.datasets import load_iris
+
+    data = load_iris(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["species"] = np.asarray(data.target_names)[data.target]
+    frame = frame.drop(columns="target")
+    path = tmp_path_factory.mktemp("cli_iris") / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_categorical_target_trains_a_classifier(script, iris_table, tmp_path):
+    """A text target is categorical: the command says it trains a classifier,
+    reports held-out accuracy, and predict writes labels and probabilities."""
+    path, frame = iris_table
+    model = tmp_path / "iris.npz"
+    proc = run(script, "fit", path, "--target", "species", "--solver", "lbfgs",
+               "--max-iter", "300", "--random-state", "0", "--out", model)
+    assert proc.returncode == 0, proc.stderr
+    assert "training a BPClassifier" in proc.stdout
+    line = next(s for s in proc.stdout.splitlines() if "validation accuracy" in s)
+    assert float(line.split()[2]) > 0.85
+    proc = run(script, "predict", model, path, "--proba")
+    assert proc.returncode == 0, proc.stderr
+    out = pd.read_csv(io.StringIO(proc.stdout))
+    classes = sorted(frame["species"].unique())
+    assert list(out.columns) == ["label"] + ["proba_%s" % c for c in classes]
+    assert set(out["label"]) <= set(classes)
+    np.testing.assert_allclose(out.iloc[:, 1:].sum(axis=1), 1.0, rtol=1e-6)
+    assert (out["label"] == frame["species"]).mean() > 0.9
+
+
+def test_estimator_option_and_its_errors(script, iris_table, table, tmp_path):
+    path, _ = iris_table
+    # --estimator classifier on a numeric target of class codes
+    codes = pd.read_csv(path)
+    codes["species"] = codes["species"].astype("category").cat.codes
+    coded = tmp_path / "codes.csv"
+    codes.to_csv(coded, index=False)
+    proc = run(script, "fit", coded, "--target", "species", "--estimator",
+               "classifier", "--max-iter", "5", "--out", tmp_path / "m.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "validation accuracy" in proc.stdout
+    proc = run(script, "fit", path, "--target", "species", "--loss", "poisson",
+               "--out", tmp_path / "m2.npz")
+    assert proc.returncode == 1 and "--loss is for regressors" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # --proba with a regressor's model is one clear line
+    data, _ = table
+    reg = tmp_path / "reg.npz"
+    assert run(script, "fit", data, "--target", "y", "--max-iter", "3",
+               "--out", reg).returncode == 0
+    proc = run(script, "predict", reg, data, "--proba")
+    assert proc.returncode == 1 and "--proba needs a classifier" in proc.stderr

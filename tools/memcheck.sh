@@ -28,6 +28,7 @@ if [ "$#" -gt 0 ]; then
 else
     targets=(
         tests/test_core.py
+        tests/test_core_hardening.py
         tests/test_gradients.py
         tests/test_sparse.py
         tests/test_sample_weight.py
@@ -37,6 +38,9 @@ else
         "tests/test_regressor.py::test_divergence_after_some_epochs_restores_last_finite_weights"
         "tests/test_regressor.py::test_first_epoch_divergence_in_partial_fit_leaves_model_as_before"
         "tests/test_regressor.py::test_float32_close_to_float64"
+        tests/test_classifier.py
+        "tests/test_classifier_parity.py::test_parity_lbfgs"
+        "tests/test_classifier_parity.py::test_parity_defaults_on_digits"
     )
 fi
 present=()

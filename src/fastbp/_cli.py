@@ -168,8 +168,9 @@ def add_commands(commands):
     defaults = BPRegressor().get_params()
     fit = commands.add_parser(
         "fit",
-        help="train a BPRegressor on a CSV or Parquet file and save it",
-        description="Train a BPRegressor on the columns of DATA, report the R² on a "
+        help="train a BPRegressor or BPClassifier on a CSV or Parquet file and save it",
+        description="Train a BPRegressor (or, for a categorical target, a "
+        "BPClassifier) on the columns of DATA, report the R² (or accuracy) on a "
         "held-out part of it and save the model in fastbp's pickle-free format "
         "(load it with fastbp.load or `fastbp predict`). Every column other than "
         "the targets is a feature unless --features or --drop say otherwise. "
@@ -187,6 +188,11 @@ def add_commands(commands):
     fit.add_argument("--out", "-o", default="model.npz", type=output_path,
                      metavar="PATH",
                      help="where to save the model (default: %(default)s)")
+    fit.add_argument("--estimator", choices=["auto", "regressor", "classifier"],
+                     default="auto",
+                     help="'auto' trains a classifier when the one target column is "
+                     "categorical (text, boolean or category) and a regressor "
+                     "otherwise, and says which (default: %(default)s)")
     fit.add_argument("--holdout", type=fraction, default=0.2, metavar="FRACTION",
                      help="fraction of rows held out to report the validation R²; "
                      "0 reports the training R² (default: %(default)s)")
@@ -212,6 +218,9 @@ def add_commands(commands):
     predict.add_argument("data", metavar="DATA", help="CSV or Parquet file")
     predict.add_argument("--out", "-o", default="-", type=output_path, metavar="PATH",
                          help="output file; '-' for standard output (default)")
+    predict.add_argument("--proba", action="store_true",
+                         help="for a classifier, also write the probability of each "
+                         "class as columns proba_<class>")
     predict.set_defaults(run=run_predict)
 
 
@@ -426,8 +435,12 @@ def run_fit(args):
     if not features:
         raise CLIError("no feature columns left in %s" % args.data)
     X = numeric_columns(frame, features, args.data)
-    Y = numeric_columns(frame, targets, args.data)
-    y = Y.iloc[:, 0] if len(targets) == 1 else Y
+    kind = _estimator_kind(args, frame, targets)
+    if kind == "classifier":
+        y = frame[targets[0]] if len(targets) == 1 else frame[targets]
+    else:
+        Y = numeric_columns(frame, targets, args.data)
+        y = Y.iloc[:, 0] if len(targets) == 1 else Y
 
     if args.holdout > 0:
         n_holdout = int(np.ceil(args.holdout * len(X)))
@@ -436,27 +449,57 @@ def run_fit(args):
                 "%s has %d rows: too few to hold out %g of them; use --holdout 0 "
                 "or more data" % (args.data, len(X), args.holdout)
             )
+        stratify = None
+        if kind == "classifier" and len(targets) == 1:
+            counts = y.value_counts()
+            if counts.min() >= 2 and n_holdout >= len(counts):
+                stratify = y
         X_train, X_val, y_train, y_val = train_test_split(
-            X, y, test_size=args.holdout, random_state=args.random_state
+            X, y, test_size=args.holdout, random_state=args.random_state,
+            stratify=stratify,
         )
     else:
         X_train = X_val = X
         y_train = y_val = y
 
     params = {name: getattr(args, name) for _, name, _, _ in _ESTIMATOR_OPTIONS}
-    est = BPRegressor(**params, verbose=args.verbose)
+    if kind == "classifier":
+        from ._classifier import BPClassifier
+
+        if params.pop("loss") != BPRegressor().loss:
+            raise CLIError("--loss is for regressors; a classifier's loss is the log-loss")
+        est = BPClassifier(**params, verbose=args.verbose)
+    else:
+        est = BPRegressor(**params, verbose=args.verbose)
     check_network_size(est, len(X_train), len(features), len(targets))
     est.fit(X_train, y_train)
-    r2 = est.score(X_val, y_val)
+    score = est.score(X_val, y_val)
     try:
         est.save(args.out)
     except OSError as exc:
         raise CLIError("cannot write %s: %s" % (args.out, _os_reason(exc))) from None
     which = "validation" if args.holdout > 0 else "training"
-    print("%s R2 %.4f on %d rows (trained on %d rows, %d epochs)"
-          % (which, r2, len(X_val), len(X_train), est.n_iter_))
+    print("%s %s %.4f on %d rows (trained on %d rows, %d epochs)"
+          % (which, "R2" if kind == "regressor" else "accuracy", score, len(X_val),
+             len(X_train), est.n_iter_))
     print("saved model to %s" % args.out)
     return 0
+
+
+def _estimator_kind(args, frame, targets):
+    """'regressor' or 'classifier', as --estimator says or the target suggests."""
+    if args.estimator != "auto":
+        return args.estimator
+    if len(targets) == 1:
+        import pandas as pd
+
+        column = frame[targets[0]]
+        if not (pd.api.types.is_numeric_dtype(column)
+                and not pd.api.types.is_bool_dtype(column)):
+            print("target %r is categorical: training a BPClassifier "
+                  "(--estimator regressor to change)" % targets[0])
+            return "classifier"
+    return "regressor"
 
 
 def run_predict(args):
@@ -486,7 +529,22 @@ def run_predict(args):
     if names is None:
         X = X.to_numpy()
     pred = est.predict(X)
-    if pred.ndim == 1:
+    is_classifier = hasattr(est, "classes_")
+    if args.proba and not is_classifier:
+        raise CLIError("--proba needs a classifier; %s holds a regressor" % args.model)
+    if is_classifier and pred.ndim == 1:
+        out = pd.DataFrame({"label": pred})
+        if args.proba:
+            proba = est.predict_proba(X)
+            for i, label in enumerate(est.classes_):
+                out["proba_%s" % label] = proba[:, i]
+    elif is_classifier:
+        out = pd.DataFrame(pred, columns=["label_%d" % i for i in range(pred.shape[1])])
+        if args.proba:
+            proba = est.predict_proba(X)
+            for i in range(pred.shape[1]):
+                out["proba_%d" % i] = proba[:, i]
+    elif pred.ndim == 1:
         out = pd.DataFrame({"prediction": pred})
     else:
         columns = ["prediction_%d" % i for i in range(pred.shape[1])]
