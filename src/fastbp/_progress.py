@@ -189,15 +189,19 @@ def _with_feature_names(estimator, X):
 
 
 def _fitted_state(est):
-    """The attributes a callback needs to rebuild a model that can predict."""
-    state = {
-        name: getattr(est, name)
-        for name in ("n_layers_", "n_outputs_", "out_activation_", "n_features_in_",
-                     "n_iter_", "t_", "loss_")
-        if hasattr(est, name)
-    }
-    state["coefs_"] = [c.copy() for c in est.coefs_]
-    state["intercepts_"] = [b.copy() for b in est.intercepts_]
-    if hasattr(est, "feature_names_in_"):
-        state["feature_names_in_"] = est.feature_names_in_
+    """The attributes a callback needs to rebuild a model that can predict:
+    the public fitted state the class declares, and what it derives from it
+    (a classifier's label binarizer). Arrays and lists are copied, so later
+    epochs do not change a snapshot."""
+    cls = type(est)
+    names = [name for name in cls._fitted_attributes if not name.startswith("_")]
+    names += list(getattr(cls, "_derived_attributes", ()))
+    state = {}
+    for name in names:
+        if not hasattr(est, name):
+            continue
+        value = getattr(est, name)
+        if isinstance(value, list):
+            value = [v.copy() if isinstance(v, np.ndarray) else v for v in value]
+        state[name] = value
     return state
