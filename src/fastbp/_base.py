@@ -16,8 +16,14 @@ what is about its *task*, through a few methods:
 - ``_validation_score(Y_val, out, sample_weight)``: the early-stopping score
   of the network outputs ``out`` (R² or accuracy);
 - ``_stratify(Y)``: what the early-stopping split stratifies on, or None;
+- ``_row_weights(Y, incremental)``: per-row weights that multiply
+  ``sample_weight`` (a classifier's class weights), or None;
+- ``_callback_target(y, Y)`` and ``_output_reason()``: what callbacks compare
+  predictions with, and how an error names the task's output;
 - the class attributes ``_fitted_attributes`` (the fitted state, in the order
-  persistence writes it) and ``_score_name``.
+  persistence writes it), ``_derived_attributes`` (rebuilt by
+  ``_after_load``, never saved), ``_output_activations`` (the outputs a fit of
+  this task can have) and ``_score_name``.
 """
 
 import threading

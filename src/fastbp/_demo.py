@@ -66,14 +66,7 @@ def side_by_side(out=print, repeats=3):
     )
     rows = []
     for name, cls in (("fastbp BPRegressor", BPRegressor), ("sklearn MLPRegressor", MLPRegressor)):
-        best = np.inf
-        for _ in range(repeats):
-            est = cls(**params)
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(X_train, y_train_s)
-            best = min(best, time.perf_counter() - start)
+        best, est = _best_fit(cls, params, X_train, y_train_s, repeats)
         r2 = r2_score(y_test, est.predict(X_test) * y_std + y_mean)
         rows.append((name, best, est.n_iter_, r2))
     out("2. Diabetes (442 x 10, shipped with scikit-learn): hidden (100,), adam,")
