@@ -104,7 +104,7 @@ def test_regressor_files_stay_version_1():
 def test_a_reader_of_version_1_asks_for_an_upgrade(labelled, monkeypatch):
     est, _ = _fit(labelled, n_outputs=2)
     data = _save(est)
-    monkeypatch.setattr(_persist, "LABELS_FORMAT_VERSION", 1)
+    monkeypatch.setattr(_persist, "NEWEST_FORMAT_VERSION", 1)
     with pytest.raises(ModelFileError, match="format version 2.*Upgrade fastbp"):
         fastbp.load(io.BytesIO(data))
 

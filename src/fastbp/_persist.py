@@ -74,8 +74,12 @@ from sklearn.utils.validation import check_is_fitted
 FORMAT = "fastbp-model"
 # The version written for files without ``$labels``.
 FORMAT_VERSION = 1
-# The version written for files with ``$labels``, and the newest this reads.
+# The version written for files with ``$labels``.
 LABELS_FORMAT_VERSION = 2
+# The version written for pipelines (see ``_pipeline_persist``).
+PIPELINE_FORMAT_VERSION = 3
+# The newest version this reads.
+NEWEST_FORMAT_VERSION = PIPELINE_FORMAT_VERSION
 DEFAULT_MAX_BYTES = 4 << 30
 _METADATA = "metadata.json"
 _MAX_METADATA_BYTES = 16 << 20
@@ -190,11 +194,17 @@ def unregister(cls):
 class _Writer:
     """Turn estimator state into JSON values plus named array members."""
 
-    def __init__(self):
+    def __init__(self, prefix=""):
         self.arrays = {}
         self.uses_labels = False
+        # Names the array members, so that several models' arrays can share
+        # one file (the steps of a pipeline).
+        self.prefix = prefix
 
     def array(self, name, value, dtype=None):
+        name = self.prefix + name
+        if name in self.arrays:
+            raise ValueError("two arrays named %r." % name)
         a = np.ascontiguousarray(value, dtype=dtype)
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         if a.dtype.str not in _FLOAT_DTYPES + (_RNG_DTYPE,) or a.ndim > 2:
@@ -238,8 +248,8 @@ class _Writer:
         if isinstance(value, (list, tuple)):
             is_curve = name.endswith("_curve_") or name.endswith("_scores_")
             if is_curve and not all(isinstance(v, np.ndarray) for v in value):
-                self.array(name, np.asarray(value, dtype=np.float64))
-                return {"$floats": name}
+                return {"$floats": self.array(
+                    name, np.asarray(value, dtype=np.float64))["$array"]}
             return [self.encode("%s.%d" % (name, i), v)
                     for i, v in enumerate(value)]
         raise TypeError(
@@ -284,7 +294,7 @@ def encode_labels(labels, name="classes_"):
     refuse("labels of dtype %s; fastbp saves ints, bools, floats and strings" % dtype)
 
 
-def save(estimator, path):
+def save(estimator, path, *, training=None):
     """Save a fitted estimator to ``path`` in fastbp's pickle-free format.
 
     Parameters
@@ -294,11 +304,26 @@ def save(estimator, path):
     path : str, path-like or binary file object
         Where to write. A path is written atomically: a file that is already
         there is only replaced once the new one is complete.
+    training : dict, optional
+        A summary of how the model was trained (the command line's report),
+        kept in the metadata as ``"training"`` and shown by ``fastbp info``:
+        string keys, and values that are JSON scalars, lists of them, or
+        one more level of such dicts.
 
     See Also
     --------
     fastbp.load : Read the model back.
     """
+    writer = _Writer()
+    network = encode_network(writer, estimator)
+    version = LABELS_FORMAT_VERSION if writer.uses_labels else FORMAT_VERSION
+    write_model(path, dict(network, format_version=version), writer.arrays, training)
+
+
+def encode_network(writer, estimator):
+    """``estimator``, a fitted estimator of a registered class, as the JSON
+    entries ``estimator``, ``params`` and ``attributes``; its arrays go to
+    ``writer``."""
     cls = type(estimator)
     if _REGISTRY.get(cls.__name__) is not cls:
         raise TypeError(
@@ -318,43 +343,83 @@ def save(estimator, path):
         # A new attribute must be added to the format, or the loaded model would
         # silently differ from the saved one.
         raise TypeError("fastbp's format does not know the attributes %s." % unknown)
+    return {
+        "estimator": cls.__name__,
+        "params": {k: writer.encode("params." + k, v) for k, v in params.items()},
+        "attributes": {k: writer.encode(k, getattr(estimator, k))
+                       for k in fitted if hasattr(estimator, k)},
+    }
 
+
+def write_model(path, content, arrays, training=None):
+    """Write a model file: ``content`` (the format-specific metadata entries,
+    with ``format_version``), the versions, ``training`` and ``arrays``."""
     from . import __version__
 
-    writer = _Writer()
-    params = {k: writer.encode("params." + k, v) for k, v in params.items()}
-    attributes = {k: writer.encode(k, getattr(estimator, k))
-                  for k in fitted if hasattr(estimator, k)}
     metadata = {
         "format": FORMAT,
-        "format_version": LABELS_FORMAT_VERSION if writer.uses_labels else FORMAT_VERSION,
+        "format_version": content["format_version"],
         "fastbp_version": __version__,
         "sklearn_version": sklearn.__version__,
         "numpy_version": np.__version__,
-        "estimator": cls.__name__,
-        "params": params,
-        "attributes": attributes,
-        "arrays": {
-            k: {"dtype": a.dtype.str, "shape": list(a.shape),
-                "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
-            for k, a in writer.arrays.items()
-        },
+    }
+    metadata.update((k, v) for k, v in content.items() if k != "format_version")
+    if training is not None:
+        check_training(training, TypeError)
+        metadata["training"] = training
+    metadata["arrays"] = {
+        k: {"dtype": a.dtype.str, "shape": list(a.shape),
+            "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+        for k, a in arrays.items()
     }
     text = json.dumps(metadata, indent=1, allow_nan=False)
 
     if hasattr(path, "write"):
-        _write_zip(path, text, writer.arrays)
+        _write_zip(path, text, arrays)
         return
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastbp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_zip(f, text, writer.arrays)
+            _write_zip(f, text, arrays)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+_MAX_TRAINING_ITEMS = 10_000
+_MAX_TRAINING_TEXT = 10_000
+
+
+def check_training(training, error=ModelFileError):
+    """A training summary: a dict of str to JSON scalars (strings of at most
+    10,000 characters, finite floats), lists of them, or one more level of
+    such dicts; at most 10,000 values in all. Raises ``error`` otherwise."""
+    count = [0]
+
+    def scalar(v):
+        count[0] += 1
+        return v is None or isinstance(v, (bool, int)) or (
+            type(v) is float and math.isfinite(v)) or (
+            type(v) is str and len(v) <= _MAX_TRAINING_TEXT)
+
+    def value(v, depth):
+        if isinstance(v, list):
+            return all(scalar(x) for x in v)
+        if isinstance(v, dict) and depth == 0:
+            return mapping(v, 1)
+        return scalar(v)
+
+    def mapping(d, depth):
+        return isinstance(d, dict) and all(
+            type(k) is str and len(k) <= 100 and value(v, depth)
+            for k, v in d.items())
+
+    if not mapping(training, 0) or count[0] > _MAX_TRAINING_ITEMS:
+        raise error("invalid training summary: it must map names to numbers, "
+                    "strings, lists of them or one level of such maps.")
 
 
 def _write_zip(f, text, arrays):
@@ -488,12 +553,16 @@ def _load_zip(zf, size, max_bytes):
                                                     info.compress_size)
             )
 
-    cls = _REGISTRY.get(metadata["estimator"])
-    if cls is None:
-        raise ModelFileError("unknown estimator %r (known: %s)."
-                             % (metadata["estimator"][:100], ", ".join(_REGISTRY)))
     reader = _Reader(specs, labels=metadata["format_version"] >= LABELS_FORMAT_VERSION)
-    estimator, random_state = _build(cls, metadata, reader)
+    if metadata["format_version"] >= PIPELINE_FORMAT_VERSION:
+        from . import _pipeline_persist
+
+        plan = _pipeline_persist.build(metadata["estimator"], metadata["model"], reader)
+    else:
+        plan = build_network(metadata, reader)
+    unused = sorted(set(reader.specs) - reader.used)
+    if unused:
+        raise ModelFileError("arrays %s are not used by any attribute." % unused[:5])
     float_lists = sum(spec.nbytes for spec in reader.float_lists)
     if declared + (_FLOAT_LIST_COST - 1) * float_lists > max_bytes:
         raise ModelFileError(
@@ -503,14 +572,41 @@ def _load_zip(zf, size, max_bytes):
 
     arrays = {name: _read_array(zf, members[name + ".npy"], spec)
               for name, spec in specs.items()}
-    _materialize(estimator, cls, random_state, arrays)
-    after_load = getattr(estimator, "_after_load", None)
-    if after_load is not None:
-        try:
-            after_load()
-        except ValueError as exc:
-            raise ModelFileError("inconsistent fitted state (%s)." % exc) from None
-    return estimator
+    return plan.finish(arrays)
+
+
+class _NetworkPlan:
+    """A network whose every field is checked, waiting for its arrays."""
+
+    def __init__(self, estimator, cls, random_state):
+        self.estimator, self.cls, self.random_state = estimator, cls, random_state
+
+    def finish(self, arrays):
+        """The estimator, with the arrays read put where the specs stood."""
+        estimator = self.estimator
+        _materialize(estimator, self.cls, self.random_state, arrays)
+        after_load = getattr(estimator, "_after_load", None)
+        if after_load is not None:
+            try:
+                after_load()
+            except ValueError as exc:
+                raise ModelFileError("inconsistent fitted state (%s)." % exc) from None
+        return estimator
+
+
+def build_network(content, reader, alone=True):
+    """Check a network's JSON (``estimator``, ``params``, ``attributes``)
+    against its class; return a plan whose ``finish(arrays)`` gives it.
+    ``alone``: the network is the whole model, so every array is its own."""
+    for key, kind in (("estimator", str), ("params", dict), ("attributes", dict)):
+        if not isinstance(content.get(key), kind):
+            raise ModelFileError("the model has no valid %r entry." % key)
+    cls = _REGISTRY.get(content["estimator"])
+    if cls is None:
+        raise ModelFileError("unknown estimator %r (known: %s)."
+                             % (content["estimator"][:100], ", ".join(_REGISTRY)))
+    estimator, random_state = _build(cls, content, reader, alone)
+    return _NetworkPlan(estimator, cls, random_state)
 
 
 def _check_member(info, size):
@@ -611,19 +707,23 @@ def _read_metadata(zf, info, max_bytes):
     version = metadata.get("format_version")
     if not _is_int(version) or version < 1:
         raise ModelFileError("invalid format_version %r." % (version,))
-    if version > LABELS_FORMAT_VERSION:
+    if version > NEWEST_FORMAT_VERSION:
         from . import __version__
 
         raise ModelFileError(
             "written in format version %d by fastbp %s; this fastbp (%s) reads "
             "format version %d and older. Upgrade fastbp to load it."
             % (version, str(metadata.get("fastbp_version", "?"))[:40], __version__,
-               LABELS_FORMAT_VERSION)
+               NEWEST_FORMAT_VERSION)
         )
-    for key, kind in (("estimator", str), ("params", dict), ("attributes", dict),
-                      ("arrays", dict)):
+    keys = (("estimator", str), ("params", dict), ("attributes", dict))
+    if version >= PIPELINE_FORMAT_VERSION:
+        keys = (("estimator", str), ("model", dict))
+    for key, kind in keys + (("arrays", dict),):
         if not isinstance(metadata.get(key), kind):
             raise ModelFileError("%s has no valid %r entry." % (_METADATA, key))
+    if "training" in metadata:
+        check_training(metadata["training"])
     return metadata, len(raw)
 
 
@@ -932,7 +1032,7 @@ def _check_params(params):
     return random_state
 
 
-def _build(cls, metadata, reader):
+def _build(cls, metadata, reader, alone):
     """The estimator, its arrays still ``_Spec``, with every field checked."""
     valid = cls().get_params(deep=False)
     unknown = sorted(set(metadata["params"]) - set(valid))
@@ -965,7 +1065,7 @@ def _build(cls, metadata, reader):
             raise ModelFileError("%s must be stored as $labels." % name)
         setattr(estimator, name, reader.decode(value, name))
     unused = sorted(set(reader.specs) - reader.used)
-    if unused:
+    if alone and unused:
         raise ModelFileError("arrays %s are not used by any attribute." % unused[:5])
     _check_state(estimator, cls)
     return estimator, random_state
