@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._classifier import BPClassifier
 from ._persist import load
+from ._pipeline_persist import save
 from ._plot import TrainingCurveDisplay
 from ._regressor import BPRegressor
 
@@ -14,4 +15,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["BPClassifier", "BPRegressor", "TrainingCurveDisplay", "load", "__version__"]
+__all__ = ["BPClassifier", "BPRegressor", "TrainingCurveDisplay", "load", "save", "__version__"]
