@@ -1,6 +1,6 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""``fastbp fit`` and ``fastbp predict``: train and predict from the shell.
+"""``fastbp fit``, ``fastbp predict`` and ``fastbp info``: from the shell.
 
 Data come as CSV, or as Parquet (``.parquet``, ``.pq``) when pyarrow is
 installed. Every failure is one line on stderr, never a traceback:
@@ -121,6 +121,29 @@ def output_path(text):
     return text
 
 
+_FIT_DESCRIPTION = """\
+Train a BPRegressor (or, for a categorical target, a BPClassifier) on the
+columns of DATA, report its score on a held-out part of the rows beside that of
+a linear model (Ridge, or LogisticRegression for a classifier) on the same
+split, and save the whole model in fastbp's pickle-free format (load it with
+fastbp.load, apply it with `fastbp predict`, describe it with `fastbp info`).
+
+Every column other than the targets is a feature unless --features or --drop
+say otherwise. By default the features go through a scikit-learn pipeline:
+  - numeric columns: a missing value is replaced by the column's median over
+    the training rows, then the column is standardised (mean 0, variance 1);
+  - text, boolean and categorical columns: one-hot encoded; a missing value is
+    a category of its own, and a category not seen in training (at predict
+    time) encodes as all zeros;
+  - constant columns and id-like ones (a whole number or a text that differs
+    on every row, such as a row number) are reported and left out, unless
+    named by --features;
+  - rows without a target value are left out.
+A regressor's target is standardised too (TransformedTargetRegressor), after
+taking its log with --log-target. --no-preprocess trains on the features as
+they are. Column options take comma-separated names and may be repeated.
+"""
+
 # The estimator's options: (flag, parameter, argparse keywords, help). Their
 # defaults are read from BPRegressor itself, so they have one home.
 _ESTIMATOR_OPTIONS = [
@@ -169,13 +192,8 @@ def add_commands(commands):
     fit = commands.add_parser(
         "fit",
         help="train a BPRegressor or BPClassifier on a CSV or Parquet file and save it",
-        description="Train a BPRegressor (or, for a categorical target, a "
-        "BPClassifier) on the columns of DATA, report the R² (or accuracy) on a "
-        "held-out part of it and save the model in fastbp's pickle-free format "
-        "(load it with fastbp.load or `fastbp predict`). Every column other than "
-        "the targets is a feature unless --features or --drop say otherwise. "
-        "Features are used as they are: scale them beforehand for best results. "
-        "Column options take comma-separated names and may be repeated.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_FIT_DESCRIPTION,
     )
     fit.add_argument("data", metavar="DATA", help="CSV or Parquet file")
     fit.add_argument("--target", "-t", action="append", required=True,
@@ -194,8 +212,15 @@ def add_commands(commands):
                      "categorical (text, boolean or category) and a regressor "
                      "otherwise, and says which (default: %(default)s)")
     fit.add_argument("--holdout", type=fraction, default=0.2, metavar="FRACTION",
-                     help="fraction of rows held out to report the validation R²; "
-                     "0 reports the training R² (default: %(default)s)")
+                     help="fraction of rows held out to report the validation R² "
+                     "(or accuracy); 0 reports the training score (default: "
+                     "%(default)s)")
+    fit.add_argument("--log-target", action="store_true",
+                     help="regressor: fit on log(target) (every target value must "
+                     "be > 0) and predict exp of the network's output")
+    fit.add_argument("--no-preprocess", action="store_true",
+                     help="use the feature columns as they are (they must all be "
+                     "numbers without missing values) and save the bare network")
     est = fit.add_argument_group("BPRegressor parameters (same names as MLPRegressor)")
     for flag, name, keywords, text in _ESTIMATOR_OPTIONS:
         est.add_argument(flag, dest=name, default=defaults[name],
@@ -222,6 +247,17 @@ def add_commands(commands):
                          help="for a classifier, also write the probability of each "
                          "class as columns proba_<class>")
     predict.set_defaults(run=run_predict)
+
+    info = commands.add_parser(
+        "info",
+        help="show what a model file holds",
+        description="Print what MODEL holds: its kind and steps, the columns it "
+        "takes, the network's layers, the training summary written by `fastbp fit` "
+        "and the versions that wrote it. Only the file's JSON is read: no "
+        "estimator is built.",
+    )
+    info.add_argument("model", metavar="MODEL", help="model file")
+    info.set_defaults(run=run_info)
 
 
 # --------------------------------------------------------------------- data
@@ -411,13 +447,11 @@ def _flatten(lists):
 
 
 def run_fit(args):
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-
-    from ._regressor import BPRegressor
-
     if not os.path.exists(args.data):
         raise CLIError("cannot read %s: no such file" % args.data)
+    if args.log_target and args.no_preprocess:
+        raise CLIError("--log-target and --no-preprocess cannot be combined: the log "
+                       "is taken inside the saved pipeline")
     check_output(args.out, [args.data], replaced=True)
     frame = read_table(args.data)
     targets = _flatten(args.target)
@@ -434,33 +468,46 @@ def run_fit(args):
         raise CLIError("column(s) %s cannot be both feature and target" % overlap)
     if not features:
         raise CLIError("no feature columns left in %s" % args.data)
-    X = numeric_columns(frame, features, args.data)
     kind = _estimator_kind(args, frame, targets)
-    if kind == "classifier":
-        y = frame[targets[0]] if len(targets) == 1 else frame[targets]
-    else:
-        Y = numeric_columns(frame, targets, args.data)
-        y = Y.iloc[:, 0] if len(targets) == 1 else Y
+    if args.log_target and kind == "classifier":
+        raise CLIError("--log-target is for regressors; the target %r is read as "
+                       "class labels" % targets[0])
+    if args.no_preprocess:
+        return _fit_plain(args, frame, features, targets, kind)
+    return _fit_pipeline(args, frame, features, targets, kind)
 
-    if args.holdout > 0:
-        n_holdout = int(np.ceil(args.holdout * len(X)))
-        if n_holdout < 2 or len(X) - n_holdout < 2:
-            raise CLIError(
-                "%s has %d rows: too few to hold out %g of them; use --holdout 0 "
-                "or more data" % (args.data, len(X), args.holdout)
-            )
-        stratify = None
-        if kind == "classifier" and len(targets) == 1:
-            counts = y.value_counts()
-            if counts.min() >= 2 and n_holdout >= len(counts):
-                stratify = y
-        X_train, X_val, y_train, y_val = train_test_split(
-            X, y, test_size=args.holdout, random_state=args.random_state,
-            stratify=stratify,
+
+def _target(frame, targets, kind, path):
+    """The target: a Series for one column, a DataFrame for several."""
+    if kind == "classifier":
+        return frame[targets[0]] if len(targets) == 1 else frame[targets]
+    Y = numeric_columns(frame, targets, path)
+    return Y.iloc[:, 0] if len(targets) == 1 else Y
+
+
+def _split(args, X, y, kind, n_targets):
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    if args.holdout == 0:
+        return X, X, y, y
+    n_holdout = int(np.ceil(args.holdout * len(X)))
+    if n_holdout < 2 or len(X) - n_holdout < 2:
+        raise CLIError(
+            "%s has %d rows: too few to hold out %g of them; use --holdout 0 "
+            "or more data" % (args.data, len(X), args.holdout)
         )
-    else:
-        X_train = X_val = X
-        y_train = y_val = y
+    stratify = None
+    if kind == "classifier" and n_targets == 1:
+        counts = y.value_counts()
+        if counts.min() >= 2 and n_holdout >= len(counts):
+            stratify = y
+    return train_test_split(X, y, test_size=args.holdout,
+                            random_state=args.random_state, stratify=stratify)
+
+
+def _network(args, kind):
+    from ._regressor import BPRegressor
 
     params = {name: getattr(args, name) for _, name, _, _ in _ESTIMATOR_OPTIONS}
     if kind == "classifier":
@@ -468,22 +515,260 @@ def run_fit(args):
 
         if params.pop("loss") != BPRegressor().loss:
             raise CLIError("--loss is for regressors; a classifier's loss is the log-loss")
-        est = BPClassifier(**params, verbose=args.verbose)
-    else:
-        est = BPRegressor(**params, verbose=args.verbose)
+        return BPClassifier(**params, verbose=args.verbose)
+    return BPRegressor(**params, verbose=args.verbose)
+
+
+def _fit_plain(args, frame, features, targets, kind):
+    """Today's behaviour: numeric features as they are, the bare network saved."""
+    from sklearn.base import clone
+
+    X = numeric_columns(frame, features, args.data)
+    y = _target(frame, targets, kind, args.data)
+    X_train, X_val, y_train, y_val = _split(args, X, y, kind, len(targets))
+    est = _network(args, kind)
     check_network_size(est, len(X_train), len(features), len(targets))
-    est.fit(X_train, y_train)
-    score = est.score(X_val, y_val)
+    baseline = clone(_linear(kind))
+    return _train_and_save(args, est, baseline, X_train, X_val, y_train, y_val, kind,
+                           {"preprocessing": "none", "features": {"numeric": features},
+                            "rows": len(X)})
+
+
+def _linear(kind):
+    if kind == "classifier":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=1000)
+    from sklearn.linear_model import Ridge
+
+    return Ridge()
+
+
+def _fit_pipeline(args, frame, features, targets, kind):
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    numeric, categorical, left_out = _column_kinds(frame, features, args,
+                                                   explicit=bool(args.features))
+    if not numeric and not categorical:
+        raise CLIError("no feature columns left in %s (left out: %s)"
+                       % (args.data, ", ".join(left_out)))
+    has_target = frame[targets].notna().all(axis=1)
+    frame = frame[has_target]
+    if len(frame) == 0:
+        raise CLIError("no row of %s has a value for every target" % args.data)
+    y = _target(frame, targets, kind, args.data)
+    if args.log_target:
+        values = frame[targets].to_numpy(dtype=float)
+        bad = ~(values > 0)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise CLIError(
+                "--log-target needs target values > 0; column %r has %d value(s) "
+                "<= 0, the first %r in data row %d"
+                % (targets[col], int(bad[:, col].sum()), float(values[row, col]),
+                   int(np.flatnonzero(has_target.to_numpy())[row]) + 1)
+            )
+    X = frame[numeric + categorical]
+    X_train, X_val, y_train, y_val = _split(args, X, y, kind, len(targets))
+
+    steps = []
+    if numeric:
+        steps.append(("numeric", Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]), numeric))
+    if categorical:
+        steps.append(("categorical", OneHotEncoder(handle_unknown="ignore"),
+                      categorical))
+    preprocess = ColumnTransformer(steps)
+    net = _network(args, kind)
+    if kind == "classifier":
+        model, baseline = net, _linear(kind)
+        target_how = "class labels"
+    else:
+        target = StandardScaler()
+        target_how = "standardised"
+        if args.log_target:
+            target = Pipeline([
+                ("log", FunctionTransformer(np.log, inverse_func=np.exp)),
+                ("scale", StandardScaler()),
+            ])
+            target_how = "log, then standardised"
+        model = TransformedTargetRegressor(regressor=net, transformer=target)
+        baseline = TransformedTargetRegressor(regressor=_linear(kind),
+                                              transformer=clone(target))
+    width = len(numeric) + sum(
+        X_train[c].nunique(dropna=False) for c in categorical)
+    check_network_size(net, len(X_train), width, len(targets))
+    model = Pipeline([("preprocess", preprocess), ("model", model)])
+    baseline = Pipeline([("preprocess", clone(preprocess)), ("model", baseline)])
+
+    print("features: %s" % _describe_features(numeric, categorical))
+    if left_out:
+        print("left out: %s" % "; ".join("%s (%s)" % item for item in left_out.items()))
+    missing = X.isna().sum()
+    if missing.any():
+        parts = []
+        n_num, n_cat = int(missing[numeric].sum()), int(missing[categorical].sum())
+        if n_num:
+            parts.append("%d numeric cell(s) get their column's median" % n_num)
+        if n_cat:
+            parts.append("%d categorical cell(s) are a category of their own" % n_cat)
+        print("missing values: %s" % "; ".join(parts))
+    print("target: %s (%s)" % (", ".join(map(str, targets)), target_how))
+    dropped = int((~has_target).sum())
+    print("rows: %d used%s" % (len(X), "" if not dropped else
+                                 ", %d without a target value left out" % dropped))
+    summary = {
+        "preprocessing": "pipeline",
+        "features": {"numeric": numeric, "categorical": categorical},
+        "left_out": dict(left_out),
+        "target_transform": target_how,
+        "rows": len(X),
+        "rows_without_target": dropped,
+    }
+    return _train_and_save(args, model, baseline, X_train, X_val, y_train, y_val, kind,
+                           summary)
+
+
+def _describe_features(numeric, categorical):
+    parts = []
+    if numeric:
+        parts.append("%d numeric, standardised (%s)" % (len(numeric), _some(numeric)))
+    if categorical:
+        parts.append("%d categorical, one-hot encoded (%s)"
+                     % (len(categorical), _some(categorical)))
+    return "; ".join(parts)
+
+
+def _some(names, n=8):
+    names = [str(c) for c in names]
+    if len(names) <= n:
+        return ", ".join(names)
+    return "%s and %d more" % (", ".join(names[:n]), len(names) - n)
+
+
+def _train_and_save(args, model, baseline, X_train, X_val, y_train, y_val, kind,
+                    summary):
+    from ._pipeline_persist import save
+
+    model.fit(X_train, y_train)
+    score = model.score(X_val, y_val)
+    with warnings.catch_warnings():
+        # The baseline is a reference point, not the user's model: its own
+        # convergence notes would only confuse the report.
+        warnings.simplefilter("ignore")
+        baseline.fit(X_train, y_train)
+        baseline_score = baseline.score(X_val, y_val)
+    network = _network_of(model)
+    metric = "R2" if kind == "regressor" else "accuracy"
+    which = "validation" if args.holdout > 0 else "training"
+    name = type(_final(baseline)).__name__
+    summary.update({
+        "data": os.path.basename(args.data),
+        "estimator": type(network).__name__,
+        "target": [str(t) for t in _flatten(args.target)],
+        "rows_trained": len(X_train),
+        "rows_scored": len(X_val),
+        "metric": "%s %s" % (which, metric),
+        "score": float(score),
+        "baseline": name,
+        "baseline_score": float(baseline_score),
+        "epochs": int(network.n_iter_),
+    })
     try:
-        est.save(args.out)
+        save(model, args.out, training=summary)
     except OSError as exc:
         raise CLIError("cannot write %s: %s" % (args.out, _os_reason(exc))) from None
-    which = "validation" if args.holdout > 0 else "training"
     print("%s %s %.4f on %d rows (trained on %d rows, %d epochs)"
-          % (which, "R2" if kind == "regressor" else "accuracy", score, len(X_val),
-             len(X_train), est.n_iter_))
+          % (which, metric, score, len(X_val), len(X_train), network.n_iter_))
+    print("linear baseline (%s): %s %s %.4f on the same rows"
+          % (name, which, metric, baseline_score))
     print("saved model to %s" % args.out)
     return 0
+
+
+def _final(model):
+    from sklearn.pipeline import Pipeline
+
+    while True:
+        if isinstance(model, Pipeline):
+            model = model.steps[-1][1]
+        elif hasattr(model, "regressor_"):
+            model = model.regressor_
+        else:
+            return model
+
+
+def _network_of(model):
+    return _final(model)
+
+
+def _column_kinds(frame, features, args, explicit):
+    """Numeric and categorical feature columns, and those left out, with why."""
+    import pandas as pd
+
+    numeric, categorical, left_out = [], [], {}
+    n_rows = len(frame)
+    for column in features:
+        values = frame[column]
+        why = None
+        n_distinct = values.nunique(dropna=False)
+        if values.isna().all():
+            why = "no values"
+        elif n_distinct <= 1:
+            why = "constant"
+        is_bool = pd.api.types.is_bool_dtype(values)
+        is_number = pd.api.types.is_numeric_dtype(values) and not is_bool
+        if why is None and n_rows >= 2 and n_distinct == n_rows:
+            if is_number and pd.api.types.is_integer_dtype(values) and (
+                values.max() - values.min() == n_rows - 1
+            ):
+                why = "id-like: a different whole number on every row"
+            elif not is_number and not is_bool:
+                why = "id-like: a different text on every row"
+        if why is not None and (not explicit or why == "no values"):
+            left_out[str(column)] = why
+            continue
+        if why is not None:
+            print("note: feature %r is %s" % (column, why))
+        if is_number:
+            numeric.append(column)
+        elif is_bool or pd.api.types.is_object_dtype(values) or isinstance(
+            values.dtype, (pd.CategoricalDtype, pd.StringDtype)
+        ):
+            _warn_numbers_as_text(values, column, args.data)
+            categorical.append(column)
+        else:
+            raise CLIError("column %r of %s holds %s values; drop it with --drop or "
+                           "convert it to numbers or text"
+                           % (column, args.data, values.dtype))
+    return numeric, categorical, left_out
+
+
+def _warn_numbers_as_text(values, column, path):
+    """A column of numbers with a stray word in it is one typo away from
+    numeric: say so rather than silently one-hot encode it."""
+    import pandas as pd
+
+    present = values.dropna()
+    if len(present) == 0 or isinstance(values.dtype, pd.CategoricalDtype):
+        return
+    converted = pd.to_numeric(present.astype(str), errors="coerce")
+    bad = converted.isna()
+    if bad.any() and bad.mean() < 0.5:
+        label = bad.idxmax()
+        warnings.warn(
+            "column %r of %s is read as text because of %r in data row %d, though "
+            "most of its values are numbers; it is one-hot encoded (fix the cell, or "
+            "drop the column with --drop)"
+            % (column, path, present[label], values.index.get_loc(label) + 1)
+        )
 
 
 def _estimator_kind(args, frame, targets):
@@ -515,6 +800,7 @@ def run_predict(args):
     est = load(args.model)
     frame = read_table(args.data)
     names = getattr(est, "feature_names_in_", None)
+    is_pipeline = _final(est) is not est
     if names is not None:
         columns = [str(c) for c in names]
         _check_columns(frame, columns, args.data, "feature")
@@ -525,11 +811,15 @@ def run_predict(args):
                 "%s has %d columns but the model takes %d unnamed features"
                 % (args.data, len(columns), est.n_features_in_)
             )
-    X = numeric_columns(frame, columns, args.data)
-    if names is None:
-        X = X.to_numpy()
+    if is_pipeline:
+        # The pipeline encodes and imputes the columns itself.
+        X = frame[columns]
+    else:
+        X = numeric_columns(frame, columns, args.data)
+        if names is None:
+            X = X.to_numpy()
     pred = est.predict(X)
-    is_classifier = hasattr(est, "classes_")
+    is_classifier = hasattr(_final(est), "classes_")
     if args.proba and not is_classifier:
         raise CLIError("--proba needs a classifier; %s holds a regressor" % args.model)
     if is_classifier and pred.ndim == 1:
@@ -551,6 +841,149 @@ def run_predict(args):
         out = pd.DataFrame(pred, columns=columns)
     write_table(out, args.out)
     return 0
+
+
+def run_info(args):
+    from ._persist import read_metadata
+
+    if not os.path.exists(args.model):
+        raise CLIError("cannot read %s: no such file" % args.model)
+    metadata = read_metadata(args.model)
+    for line in describe(metadata):
+        print(line)
+    return 0
+
+
+def describe(metadata):
+    """Lines that say what a model file's checked metadata holds.
+
+    Only the JSON is read, and defensively: a field that is not what fastbp
+    writes shows as '?', never as an error.
+    """
+    arrays = metadata["arrays"]
+    lines = ["format: fastbp model, format version %s" % metadata["format_version"],
+             "written by: fastbp %s, scikit-learn %s, NumPy %s"
+             % tuple(_text(metadata.get(k)) for k in (
+                 "fastbp_version", "sklearn_version", "numpy_version"))]
+    if "model" in metadata:
+        lines.append("model: %s" % _text(metadata["estimator"]))
+        lines.extend(_describe_node(metadata["model"], arrays, "  "))
+    else:
+        lines.extend(_describe_network(metadata, arrays, ""))
+    training = metadata.get("training")
+    if isinstance(training, dict):
+        lines.append("training:")
+        for key, value in training.items():
+            if isinstance(value, dict):
+                for inner, v in value.items():
+                    lines.append("  %s %s: %s" % (_text(key), _text(inner), _value(v)))
+            else:
+                lines.append("  %s: %s" % (_text(key), _value(value)))
+    return lines
+
+
+def _text(value, limit=200):
+    text = value if isinstance(value, str) else "?" if value is None else repr(value)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _value(value):
+    if isinstance(value, list):
+        return _text(_some([_text(v, 60) for v in value], 20) or "none", 2000)
+    if isinstance(value, float):
+        return "%.6g" % value
+    return _text(value)
+
+
+def _get(node, key, kind):
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, kind) else None
+
+
+def _describe_columns(node):
+    names = _get(node, "feature_names_in", list)
+    if names is None:
+        names = (_get(_get(_get(node, "attributes", dict), "feature_names_in_", dict),
+                      "$strings", list))
+    if names:
+        return "%d columns: %s" % (len(names), _value(names))
+    n = _get(node, "n_features_in", int) or _get(
+        _get(node, "attributes", dict), "n_features_in_", int)
+    return "%s unnamed columns" % (n if n is not None else "?")
+
+
+def _describe_node(node, arrays, indent):
+    kind = _text(_get(node, "kind", str))
+    if kind == "network":
+        return _describe_network(node, arrays, indent)
+    if kind == "Pipeline":
+        lines = []
+        for step in _get(node, "steps", list) or []:
+            if isinstance(step, list) and len(step) == 2:
+                lines.append("%sstep %s: %s" % (indent, _text(step[0]),
+                                                _text(_get(step[1], "kind", str))))
+                lines.extend(_describe_node(step[1], arrays, indent + "  "))
+        return lines
+    if kind == "ColumnTransformer":
+        lines = ["%stakes %s" % (indent, _describe_columns(node))]
+        for entry in _get(node, "transformers", list) or []:
+            if isinstance(entry, list) and len(entry) == 3:
+                columns = entry[2] if isinstance(entry[2], list) else []
+                lines.append("%s%s: %s on %s" % (indent, _text(entry[0]),
+                                                 _chain(entry[1]), _value(columns)))
+        return lines
+    if kind == "TransformedTargetRegressor":
+        return (["%starget: %s" % (indent, _chain(_get(node, "transformer", dict)))]
+                + _describe_node(_get(node, "regressor", dict), arrays, indent))
+    return ["%s%s" % (indent, _chain(node))]
+
+
+def _chain(node):
+    """A transformer in a few words: 'SimpleImputer(median) -> StandardScaler'."""
+    kind = _text(_get(node, "kind", str))
+    if kind == "Pipeline":
+        return " -> ".join(_chain(s[1]) for s in _get(node, "steps", list) or []
+                           if isinstance(s, list) and len(s) == 2)
+    detail = {
+        "SimpleImputer": lambda: _text(_get(_get(node, "params", dict), "strategy",
+                                            str)),
+        "FunctionTransformer": lambda: _text(_get(node, "function", str)),
+        "OneHotEncoder": lambda: "%s categories" % sum(
+            len(_get(_get(c, "labels", dict), "values", list) or [])
+            + len(_get(c, "missing", list) or [])
+            for c in _get(node, "categories", list) or []),
+    }.get(kind)
+    return "%s(%s)" % (kind, detail()) if detail else kind
+
+
+def _describe_network(node, arrays, indent):
+    attributes = _get(node, "attributes", dict) or {}
+    params = _get(node, "params", dict) or {}
+    coefs = _get(attributes, "coefs_", list) or []
+    shapes = []
+    for coef in coefs:
+        spec = arrays.get(_get(coef, "$array", str)) if isinstance(coef, dict) else None
+        shapes.append(spec["shape"] if isinstance(spec, dict) else None)
+    if shapes and all(isinstance(s, list) and len(s) == 2 for s in shapes):
+        units = [shapes[0][0]] + [s[1] for s in shapes]
+        dtype = arrays[coefs[0]["$array"]]["dtype"]
+        layers = "%s (%s)" % (" -> ".join(map(str, units)),
+                              {"<f4": "float32", "<f8": "float64"}.get(dtype, "?"))
+    else:
+        layers = "?"
+    lines = ["%snetwork: %s" % (indent, _text(_get(node, "estimator", str))),
+             "%s  layers: %s" % (indent, layers),
+             "%s  activation: %s, output: %s, solver: %s"
+             % (indent, _text(params.get("activation")),
+                _text(attributes.get("out_activation_")), _text(params.get("solver"))),
+             "%s  epochs: %s" % (indent, _text(attributes.get("n_iter_")))]
+    labels = _get(_get(attributes, "classes_", dict), "$labels", dict)
+    if labels is not None:
+        lines.append("%s  classes: %s" % (indent, _value(_get(labels, "values", list))))
+    if _get(attributes, "feature_names_in_", dict) is not None or not indent:
+        lines.append("%s  takes %s" % (indent, _describe_columns(node)))
+    return lines
 
 
 # -------------------------------------------------------------------- errors

@@ -492,7 +492,23 @@ def load(path, *, max_bytes=DEFAULT_MAX_BYTES):
         return _load_file(f, label, int(max_bytes))
 
 
-def _load_file(f, label, max_bytes):
+def read_metadata(path, *, max_bytes=DEFAULT_MAX_BYTES):
+    """The metadata of a model file, checked as :func:`load` checks it before
+    it builds anything (the zip members, the JSON, the declared arrays), and
+    nothing more: no array is read and no estimator is built.
+
+    Returns
+    -------
+    metadata : dict
+        The parsed ``metadata.json``; its ``"arrays"`` entry describes every
+        array (dtype, shape).
+    """
+    label = os.fspath(path)
+    with open(label, "rb") as f:
+        return _load_file(f, label, int(max_bytes), build=False)
+
+
+def _load_file(f, label, max_bytes, build=True):
     size = f.seek(0, os.SEEK_END)
     try:
         if size > max_bytes + _MAX_METADATA_BYTES:
@@ -509,12 +525,12 @@ def _load_file(f, label, max_bytes):
                 "not a fastbp model file, or it is truncated or corrupted (%s)." % exc
             ) from None
         with zf:
-            return _load_zip(zf, size, max_bytes)
+            return _load_zip(zf, size, max_bytes, build)
     except ModelFileError as exc:
         raise ModelFileError("%s: %s" % (label, exc)) from None
 
 
-def _load_zip(zf, size, max_bytes):
+def _load_zip(zf, size, max_bytes, build=True):
     infos = zf.infolist()
     if len(infos) > _MAX_MEMBERS:
         raise ModelFileError("not a fastbp model file: it has %d members." % len(infos))
@@ -552,6 +568,8 @@ def _load_zip(zf, size, max_bytes):
                 "load such a compression bomb." % (info.filename, spec.nbytes,
                                                     info.compress_size)
             )
+    if not build:
+        return metadata
 
     reader = _Reader(specs, labels=metadata["format_version"] >= LABELS_FORMAT_VERSION)
     if metadata["format_version"] >= PIPELINE_FORMAT_VERSION:
