@@ -16,9 +16,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import fastbp
 from fastbp import BPRegressor
@@ -63,6 +67,17 @@ FIT_ARGS = ["--drop", "id", "--drop", "y2", "--hidden", "8,4", "--max-iter", "40
             "--learning-rate-init", "0.01", "--random-state", "0"]
 
 
+def network(model):
+    """The fastbp network inside what `fastbp fit` saved."""
+    if isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return getattr(model, "regressor_", model)
+
+
+def _line(out, start):
+    return next(line for line in out.splitlines() if line.startswith(start))
+
+
 def test_fit_then_predict(script, table, tmp_path):
     path, frame = table
     model = tmp_path / "model.npz"
@@ -70,17 +85,29 @@ def test_fit_then_predict(script, table, tmp_path):
     assert fit.returncode == 0, fit.stderr
     assert "Traceback" not in fit.stderr
     est = fastbp.load(model)
+    assert isinstance(est, Pipeline)
     assert list(est.feature_names_in_) == ["x1", "x2", "x3"]
-    assert est.hidden_layer_sizes == (8, 4) and est.learning_rate_init == 0.01
+    net = network(est)
+    assert net.hidden_layer_sizes == (8, 4) and net.learning_rate_init == 0.01
+    assert fit.stdout.splitlines()[0] == "features: 3 numeric, standardised (x1, x2, x3)"
+    assert "target: y (standardised)" in fit.stdout
+    assert "rows: 300 used" in fit.stdout
 
-    # The reported R² is the held-out R² of the saved model.
+    # The reported R² is the held-out R² of the saved model, and the
+    # baseline's is a Ridge on the same preprocessing and split.
     features, y = frame[["x1", "x2", "x3"]], frame["y"]
-    _, X_val, _, y_val = train_test_split(features, y, test_size=0.2, random_state=0)
+    X_train, X_val, y_train, y_val = train_test_split(features, y, test_size=0.2,
+                                                      random_state=0)
     r2 = r2_score(y_val, est.predict(X_val))
-    assert fit.stdout.splitlines()[0] == (
+    assert _line(fit.stdout, "validation R2") == (
         "validation R2 %.4f on 60 rows (trained on 240 rows, %d epochs)"
-        % (r2, est.n_iter_)
+        % (r2, net.n_iter_)
     )
+    ridge = make_pipeline(StandardScaler(), TransformedTargetRegressor(
+        Ridge(), transformer=StandardScaler())).fit(X_train, y_train)
+    assert _line(fit.stdout, "linear baseline") == (
+        "linear baseline (Ridge): validation R2 %.4f on the same rows"
+        % r2_score(y_val, ridge.predict(X_val)))
     assert "saved model to %s" % model in fit.stdout
 
     # The data file still holds id and the targets: predict takes the
@@ -95,6 +122,34 @@ def test_fit_then_predict(script, table, tmp_path):
 
     to_stdout = run(script, "predict", model, path)
     assert to_stdout.stdout == preds.read_text()
+
+
+def test_no_preprocess_trains_on_the_columns_as_they_are(script, table, tmp_path):
+    path, frame = table
+    model = tmp_path / "model.npz"
+    fit = run(script, "fit", path, "--target", "y", *FIT_ARGS, "--no-preprocess",
+              "--out", model)
+    assert fit.returncode == 0, fit.stderr
+    est = fastbp.load(model)
+    assert isinstance(est, BPRegressor)
+    assert list(est.feature_names_in_) == ["x1", "x2", "x3"]
+    assert est.hidden_layer_sizes == (8, 4) and est.learning_rate_init == 0.01
+
+    features, y = frame[["x1", "x2", "x3"]], frame["y"]
+    X_train, X_val, y_train, y_val = train_test_split(features, y, test_size=0.2,
+                                                      random_state=0)
+    r2 = r2_score(y_val, est.predict(X_val))
+    assert fit.stdout.splitlines()[0] == (
+        "validation R2 %.4f on 60 rows (trained on 240 rows, %d epochs)"
+        % (r2, est.n_iter_)
+    )
+    assert fit.stdout.splitlines()[1] == (
+        "linear baseline (Ridge): validation R2 %.4f on the same rows"
+        % Ridge().fit(X_train, y_train).score(X_val, y_val))
+    preds = run(script, "predict", model, path)
+    assert preds.returncode == 0, preds.stderr
+    np.testing.assert_array_equal(pd.read_csv(io.StringIO(preds.stdout))["prediction"],
+                                  est.predict(features))
 
 
 @pytest.mark.parametrize("how", ["console_script", "python_m"])
@@ -123,7 +178,7 @@ def test_data_error_is_one_line(script, table, tmp_path):
     bad = tmp_path / "bad.csv"
     frame.assign(x2=frame["x2"].astype(object).where(frame.index != 7, "n/a?")).to_csv(
         bad, index=False)
-    result = run(script, "fit", bad, "--target", "y", *FIT_ARGS)
+    result = run(script, "fit", bad, "--target", "y", *FIT_ARGS, "--no-preprocess")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -161,7 +216,8 @@ def test_data_errors(table, tmp_path, capsys):
     )
     holes = tmp_path / "holes.csv"
     frame.assign(x3=frame["x3"].where(frame.index % 50 != 3)).to_csv(holes, index=False)
-    assert _one_error_line(capsys, "fit", holes, "--target", "y", "--drop", "id") == (
+    assert _one_error_line(capsys, "fit", holes, "--target", "y", "--drop", "id",
+                           "--no-preprocess") == (
         "column 'x3' of %s has 6 missing or infinite value(s), the first in data "
         "row 4; fill or drop them first" % holes
     )
@@ -207,9 +263,9 @@ def test_several_targets_and_training_r2(table, tmp_path, capsys):
     code, out, _ = _main(capsys, "fit", path, "--target", "y", "--target", "y2",
                          "--features", "x1,x2,x3", "--holdout", "0", "--hidden", "8",
                          "--max-iter", "20", "--random-state", "0", "--out", model)
-    assert code == 0 and out.startswith("training R2 ")
-    est = fastbp.load(model)
-    assert est.n_outputs_ == 2
+    assert code == 0 and _line(out, "training R2 ")
+    assert "target: y, y2 (standardised)" in out
+    assert network(fastbp.load(model)).n_outputs_ == 2
     code, out, _ = _main(capsys, "predict", model, path)
     lines = out.splitlines()
     assert lines[0] == "prediction_0,prediction_1" and len(lines) == 301
@@ -236,7 +292,7 @@ def test_verbose_flags_reach_the_estimator(table, tmp_path, capsys):
                          "--max-iter", "3", "-v", "--out", tmp_path / "m.npz")
     assert code == 0
     assert sum(line.startswith("Iteration ") for line in out.splitlines()) == 3
-    assert fastbp.load(tmp_path / "m.npz").verbose == 1
+    assert network(fastbp.load(tmp_path / "m.npz")).verbose == 1
 
 
 # Hardening: every failure is one line and a non-zero exit, never a
@@ -322,18 +378,19 @@ def test_write_error_names_the_path(script, table, saved_model):
         errno.ENOSPC)
 
 
-def test_save_error_names_the_path(table, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("preprocess", [[], ["--no-preprocess"]])
+def test_save_error_names_the_path(table, tmp_path, capsys, monkeypatch, preprocess):
     path, _ = table
 
-    def save(self, where):
+    def write_model(where, *args):
         # As the atomic save reports it: the temporary file, not `where`.
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
                       os.path.join(os.path.dirname(where), ".fastbp-tmp"))
 
-    monkeypatch.setattr(BPRegressor, "save", save)
+    monkeypatch.setattr(fastbp._persist, "write_model", write_model)
     out = tmp_path / "m.npz"
     code, _, err = _main(capsys, "fit", path, "--target", "y", *FIT_ARGS,
-                         "--max-iter", "2", "--out", out)
+                         "--max-iter", "2", "--out", out, *preprocess)
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[-1] == "fastbp: error: cannot write %s: %s" % (
         out, os.strerror(errno.ENOSPC))
@@ -510,7 +567,8 @@ def test_column_options_take_lists(script, table, tmp_path):
                  "--features", "x3", *FIT_ARGS[4:], "--out", model)
     assert result.returncode == 0, result.stderr
     est = fastbp.load(model)
-    assert list(est.feature_names_in_) == ["x1", "x2", "x3"] and est.n_outputs_ == 2
+    assert list(est.feature_names_in_) == ["x1", "x2", "x3"]
+    assert network(est).n_outputs_ == 2
 
 
 # The parser against garbage: each typed option either rejects a value with a
