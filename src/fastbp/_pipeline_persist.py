@@ -173,11 +173,11 @@ class _Encoder:
         return {"kind": "Pipeline", "steps": nodes}
 
     def TransformedTargetRegressor(self, obj, what, predictor):
+        if obj.transformer is None:
+            _refuse(what, "it needs a transformer, not func and inverse_func")
         _check_defaults(obj, ("regressor", "transformer", "check_inverse"), what)
         if not hasattr(obj, "regressor_"):
             _refuse(what, "it is not fitted")
-        if obj.transformer is None:
-            _refuse(what, "it needs a transformer, not func and inverse_func")
         if _kind_of(obj.regressor_) != "network":
             _refuse(what, "its regressor is a %s, not a fastbp network"
                     % type(obj.regressor_).__name__)
@@ -203,8 +203,11 @@ class _Encoder:
             _refuse(what, "fastbp saves a ColumnTransformer fitted on a data frame")
         fitted = obj.transformers_[:len(obj.transformers)]
         entries = []
-        for (name, _, columns), (fitted_name, step, _) in zip(obj.transformers, fitted):
+        for (name, given, columns), (fitted_name, step, _) in zip(obj.transformers,
+                                                                   fitted):
             where = "%s transformer %r" % (what, name)
+            if isinstance(given, str):
+                _refuse(where, "fastbp saves transformers, not 'drop' or 'passthrough'")
             if not (isinstance(columns, list) and columns
                     and all(isinstance(c, str) for c in columns)):
                 _refuse(where, "its columns must be a non-empty list of column names")
