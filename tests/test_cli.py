@@ -158,14 +158,14 @@ def test_help(script, how):
     top = run(cmd, "--help")
     assert top.returncode == 0, top.stderr
     assert top.stdout.startswith("usage: fastbp")
-    for command in ("demo", "fit", "predict"):
+    for command in ("demo", "fit", "predict", "info"):
         assert command in top.stdout
     fit = run(cmd, "fit", "--help")
     assert fit.returncode == 0
     assert fit.stdout.startswith("usage: fastbp fit") and "--target" in fit.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "predict"])
+@pytest.mark.parametrize("command", ["demo", "fit", "predict", "info"])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -677,3 +677,200 @@ def test_estimator_option_and_its_errors(script, iris_table, table, tmp_path):
                "--out", reg).returncode == 0
     proc = run(script, "predict", reg, data, "--proba")
     assert proc.returncode == 1 and "--proba needs a classifier" in proc.stderr
+
+
+# ------------------------------------------------------- the default pipeline
+
+
+@pytest.fixture(scope="module")
+def mixed_table(tmp_path_factory):
+    """Every kind of column `fastbp fit` sorts: numbers with holes, text with
+    holes, booleans, a constant, a row number, a text id, and numbers with a
+    typo in one cell."""
+    rng = np.random.default_rng(1)
+    n = 120
+    frame = pd.DataFrame({
+        "row": np.arange(1, n + 1),
+        "name": ["item%03d" % i for i in range(n)],
+        "size": rng.standard_normal(n) * 5 + 20,
+        "colour": rng.choice(["red", "green", "blue"], n),
+        "fresh": rng.random(n) < 0.5,
+        "site": "north",
+        "weight": np.round(rng.random(n) * 10, 2).astype(object),
+    })
+    frame.loc[[3, 50, 77], "size"] = np.nan
+    frame.loc[[5, 9], "colour"] = np.nan
+    frame.loc[10, "weight"] = "heavy"
+    frame["y"] = np.exp(0.05 * frame["size"].fillna(20) + frame["fresh"] * 0.5
+                        + frame["colour"].map({"red": 0.3}).fillna(0))
+    frame.loc[[20, 21], "y"] = np.nan
+    path = tmp_path_factory.mktemp("mixed") / "mixed.csv"
+    frame.to_csv(path, index=False)
+    return path, pd.read_csv(path)
+
+
+SMALL = ["--hidden", "4", "--solver", "lbfgs", "--max-iter", "50",
+         "--random-state", "0"]
+
+
+def test_columns_are_sorted_by_kind_and_reported(mixed_table, tmp_path, capsys):
+    path, frame = mixed_table
+    model = tmp_path / "m.npz"
+    code, out, err = _main(capsys, "fit", path, "--target", "y", "--log-target",
+                           *SMALL, "--out", model)
+    assert code == 0, err
+    assert out.splitlines()[:5] == [
+        "features: 1 numeric, standardised (size); 3 categorical, one-hot encoded "
+        "(colour, fresh, weight)",
+        "left out: row (id-like: a different whole number on every row); name "
+        "(id-like: a different text on every row); site (constant)",
+        "missing values: 3 numeric cell(s) get their column's median; 2 categorical "
+        "cell(s) are a category of their own",
+        "target: y (log, then standardised)",
+        "rows: 118 used, 2 without a target value left out",
+    ]
+    assert err.splitlines()[0] == (
+        "fastbp: warning: column 'weight' of %s is read as text because of 'heavy' "
+        "in data row 11, though most of its values are numbers; it is one-hot "
+        "encoded (fix the cell, or drop the column with --drop)" % path)
+    loaded = fastbp.load(model)
+    columns = loaded[0].named_transformers_
+    assert list(loaded[0].feature_names_in_) == ["size", "colour", "fresh", "weight"]
+    assert isinstance(columns["numeric"][0], fastbp_imputer())
+    assert columns["numeric"][0].strategy == "median"
+    assert columns["categorical"].handle_unknown == "ignore"
+    # Trained on the rows with a target, split as the report says.
+    used = frame[frame["y"].notna()]
+    X = used[["size", "colour", "fresh", "weight"]]
+    _, X_val, _, y_val = train_test_split(X, used["y"], test_size=0.2, random_state=0)
+    assert _line(out, "validation R2") == (
+        "validation R2 %.4f on 24 rows (trained on 94 rows, %d epochs)"
+        % (r2_score(y_val, loaded.predict(X_val)), network(loaded).n_iter_))
+
+
+def fastbp_imputer():
+    from sklearn.impute import SimpleImputer
+
+    return SimpleImputer
+
+
+def test_features_named_are_kept_with_a_note(mixed_table, tmp_path, capsys):
+    path, _ = mixed_table
+    code, out, err = _main(capsys, "fit", path, "--target", "y", "--features",
+                           "row,size,site", *SMALL, "--out", tmp_path / "m.npz")
+    assert code == 0, err
+    assert out.splitlines()[:3] == [
+        "note: feature 'row' is id-like: a different whole number on every row",
+        "note: feature 'site' is constant",
+        "features: 2 numeric, standardised (row, size); 1 categorical, one-hot "
+        "encoded (site)",
+    ]
+
+
+def test_predict_takes_new_categories_and_holes(mixed_table, tmp_path, capsys):
+    path, frame = mixed_table
+    model = tmp_path / "m.npz"
+    assert _main(capsys, "fit", path, "--target", "y", *SMALL, "--out", model)[0] == 0
+    new = frame.head(12).drop(columns="y")
+    new.loc[0, "colour"] = "ultraviolet"
+    new.loc[1, "size"] = np.nan
+    new["fresh"] = new["fresh"].astype(object)
+    new.loc[2, "fresh"] = np.nan
+    new_path = tmp_path / "new.csv"
+    new.to_csv(new_path, index=False)
+    code, out, err = _main(capsys, "predict", model, new_path)
+    assert code == 0, err
+    loaded = fastbp.load(model)
+    written = pd.read_csv(io.StringIO(out))["prediction"]
+    np.testing.assert_array_equal(written, loaded.predict(pd.read_csv(new_path)[
+        list(loaded.feature_names_in_)]))
+    assert np.isfinite(written).all()
+
+
+def test_log_target_errors(mixed_table, table, iris_table, tmp_path, capsys):
+    path, _ = table
+    out = tmp_path / "m.npz"
+    # y of the numeric table is negative in places.
+    frame = pd.read_csv(path)
+    first = int(np.flatnonzero(frame["y"] <= 0)[0])
+    assert _one_error_line(capsys, "fit", path, "--target", "y", "--log-target",
+                           "--out", out) == (
+        "--log-target needs target values > 0; column 'y' has %d value(s) <= 0, the "
+        "first %r in data row %d" % ((frame["y"] <= 0).sum(), float(frame["y"][first]),
+                                     first + 1))
+    assert _one_error_line(capsys, "fit", path, "--target", "y", "--log-target",
+                           "--no-preprocess", "--out", out) == (
+        "--log-target and --no-preprocess cannot be combined: the log is taken "
+        "inside the saved pipeline")
+    iris, _ = iris_table
+    assert _one_error_line(capsys, "fit", iris, "--target", "species",
+                           "--log-target", "--out", out).startswith(
+        "--log-target is for regressors")
+    assert not out.exists()
+
+
+def test_info_shows_a_pipeline_and_a_bare_network(mixed_table, table, tmp_path,
+                                                  capsys):
+    path, _ = mixed_table
+    model = tmp_path / "m.npz"
+    assert _main(capsys, "fit", path, "--target", "y", *SMALL, "--out", model)[0] == 0
+    code, out, err = _main(capsys, "info", model)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "format: fastbp model, format version 3"
+    assert lines[1] == "written by: fastbp %s, scikit-learn %s, NumPy %s" % (
+        fastbp.__version__, sklearn_version(), np.__version__)
+    loaded = fastbp.load(model)
+    width = loaded[0].output_indices_["categorical"].stop
+    for line in (
+        "model: Pipeline",
+        "  step preprocess: ColumnTransformer",
+        "    takes 4 columns: size, colour, fresh, weight",
+        "    numeric: SimpleImputer(median) -> StandardScaler on size",
+        "    categorical: OneHotEncoder(%d categories) on colour, fresh, weight"
+        % (width - 1),
+        "  step model: TransformedTargetRegressor",
+        "    target: StandardScaler",
+        "    network: BPRegressor",
+        "      layers: %d -> 4 -> 1 (float64)" % width,
+        "      activation: relu, output: identity, solver: lbfgs",
+        "      epochs: %d" % network(loaded).n_iter_,
+        "  left_out row: id-like: a different whole number on every row",
+        "  rows_without_target: 2",
+        "  baseline: Ridge",
+    ):
+        assert line in lines, line
+
+    data, _ = table
+    bare = tmp_path / "bare.npz"
+    assert _main(capsys, "fit", data, "--target", "y", *FIT_ARGS, "--no-preprocess",
+                 "--out", bare)[0] == 0
+    code, out, _ = _main(capsys, "info", bare)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "format: fastbp model, format version 1"
+    for line in ("network: BPRegressor", "  layers: 3 -> 8 -> 4 -> 1 (float64)",
+                 "  takes 3 columns: x1, x2, x3", "  preprocessing: none"):
+        assert line in lines, line
+
+    assert _one_error_line(capsys, "info", data).startswith(
+        "%s: not a fastbp model file" % data)
+    assert _one_error_line(capsys, "info", tmp_path / "nope.npz") == (
+        "cannot read %s: no such file" % (tmp_path / "nope.npz"))
+
+
+def sklearn_version():
+    import sklearn
+
+    return sklearn.__version__
+
+
+def test_fit_help_says_how_columns_are_prepared(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("replaced by the column's median over the training rows",
+                   "one-hot encoded; a missing value is a category of its own",
+                   "constant columns and id-like ones",
+                   "--log-target", "--no-preprocess", "Ridge"):
+        assert phrase in text, phrase
