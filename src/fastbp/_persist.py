@@ -31,6 +31,13 @@ A file is written in format version 1 unless it holds ``$labels``, which needs
 version 2; so regressor files stay readable by every fastbp, and an older fastbp
 asked to load a classifier says to upgrade.
 
+Format version 3 holds a scikit-learn pipeline around a network: in place of
+``params`` and ``attributes``, a ``"model"`` tree that
+:mod:`fastbp._pipeline_persist` describes and checks. Any version may carry
+``"training"``, a summary of how the model was trained (what ``fastbp fit``
+reported), checked for its shape and size and shown by ``fastbp info``; older
+readers ignore it.
+
 Which classes can be saved
 --------------------------
 An estimator module calls :func:`register` on its class at its bottom, and
@@ -453,9 +460,11 @@ def load(path, *, max_bytes=DEFAULT_MAX_BYTES):
 
     Returns
     -------
-    estimator : BPRegressor
-        The fitted estimator. It predicts bit-identically to the saved one and
-        continues training with ``partial_fit`` where the saved one stood.
+    estimator : BPRegressor, BPClassifier, Pipeline or TransformedTargetRegressor
+        The fitted estimator, or the scikit-learn pipeline saved by
+        ``fastbp.save`` or ``fastbp fit``. It predicts bit-identically to the
+        saved one, and a network continues training with ``partial_fit`` where
+        the saved one stood.
 
     Raises
     ------
