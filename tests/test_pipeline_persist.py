@@ -430,3 +430,32 @@ def test_read_metadata_builds_nothing(cli_file, tmp_path, monkeypatch):
     monkeypatch.setattr(_persist, "_read_array", refuse)
     metadata = _persist.read_metadata(path)
     assert metadata["estimator"] == "Pipeline" and "model" in metadata
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow,
+                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_info_describes_any_file_that_passes_the_checks(cli_file, tmp_path, data):
+    """`fastbp info` reads the JSON defensively: a hostile tree shows as '?',
+    never as an error."""
+    from fastbp._cli import describe
+
+    metadata, arrays = _split(cli_file)
+    for _ in range(data.draw(st.integers(1, 4))):
+        paths = [p for p in _paths(metadata, ()) if len(p) > 1
+                 and p[0] in ("model", "training")]
+        path = data.draw(st.sampled_from(paths))
+        tree = metadata
+        for key in path[:-1]:
+            tree = tree[key]
+        tree[path[-1]] = copy.deepcopy(data.draw(_JSON))
+    path = tmp_path / "m.npz"
+    path.write_bytes(_join(metadata, arrays))
+    try:
+        checked = _persist.read_metadata(path)
+    except ModelFileError:
+        return
+    lines = describe(checked)
+    assert lines[0] == "format: fastbp model, format version 3"
+    assert all(isinstance(line, str) and line.isprintable() for line in lines)
