@@ -835,7 +835,8 @@ def test_info_shows_a_pipeline_and_a_bare_network(mixed_table, table, tmp_path,
         "      layers: %d -> 4 -> 1 (float64)" % width,
         "      activation: relu, output: identity, solver: lbfgs",
         "      epochs: %d" % network(loaded).n_iter_,
-        "  left_out row: id-like: a different whole number on every row",
+        "  left_out: row (id-like: a different whole number on every row), name "
+        "(id-like: a different text on every row), site (constant)",
         "  rows_without_target: 2",
         "  baseline: Ridge",
     ):

@@ -530,8 +530,18 @@ def _fit_plain(args, frame, features, targets, kind):
     check_network_size(est, len(X_train), len(features), len(targets))
     baseline = clone(_linear(kind))
     return _train_and_save(args, est, baseline, X_train, X_val, y_train, y_val, kind,
-                           {"preprocessing": "none", "features": {"numeric": features},
+                           {"preprocessing": "none",
+                            "features": {"numeric": _capped(features)},
                             "rows": len(X)})
+
+
+def _capped(names, n=1000):
+    """Column names for the saved training summary, which stays small: at
+    most ``n`` of them, each at most 200 characters."""
+    names = [str(c)[:200] for c in names]
+    if len(names) > n:
+        names = names[:n] + ["... and %d more" % (len(names) - n)]
+    return names
 
 
 def _linear(kind):
@@ -626,8 +636,8 @@ def _fit_pipeline(args, frame, features, targets, kind):
                                  ", %d without a target value left out" % dropped))
     summary = {
         "preprocessing": "pipeline",
-        "features": {"numeric": numeric, "categorical": categorical},
-        "left_out": dict(left_out),
+        "features": {"numeric": _capped(numeric), "categorical": _capped(categorical)},
+        "left_out": _capped(["%s (%s)" % item for item in left_out.items()]),
         "target_transform": target_how,
         "rows": len(X),
         "rows_without_target": dropped,
@@ -672,7 +682,7 @@ def _train_and_save(args, model, baseline, X_train, X_val, y_train, y_val, kind,
     summary.update({
         "data": os.path.basename(args.data),
         "estimator": type(network).__name__,
-        "target": [str(t) for t in _flatten(args.target)],
+        "target": _capped(_flatten(args.target)),
         "rows_trained": len(X_train),
         "rows_scored": len(X_val),
         "metric": "%s %s" % (which, metric),
