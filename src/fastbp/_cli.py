@@ -135,9 +135,9 @@ say otherwise. By default the features go through a scikit-learn pipeline:
   - text, boolean and categorical columns: one-hot encoded; a missing value is
     a category of its own, and a category not seen in training (at predict
     time) encodes as all zeros;
-  - constant columns and id-like ones (a whole number or a text that differs
-    on every row, such as a row number) are reported and left out, unless
-    named by --features;
+  - constant columns and id-like ones (whole numbers that count through the
+    rows, such as a row number, or a text that differs on every row) are
+    reported and left out, unless named by --features;
   - rows without a target value are left out.
 A regressor's target is standardised too (TransformedTargetRegressor), after
 taking its log with --log-target. --no-preprocess trains on the features as
@@ -234,10 +234,12 @@ def add_commands(commands):
     predict = commands.add_parser(
         "predict",
         help="predict with a saved model",
-        description="Load MODEL (saved by `fastbp fit` or BPRegressor.save) and "
-        "write its predictions for the rows of DATA as CSV, or Parquet when OUT "
-        "ends in .parquet. A model trained on named columns takes those columns "
-        "by name, so DATA may hold others too (the target, an id).",
+        description="Load MODEL (saved by `fastbp fit`, fastbp.save or "
+        "BPRegressor.save) and write its predictions for the rows of DATA as CSV, "
+        "or Parquet when OUT ends in .parquet. A pipeline saved by `fastbp fit` "
+        "imputes and encodes the columns itself, as in training. A model trained "
+        "on named columns takes those columns by name, so DATA may hold others "
+        "too (the target, an id).",
     )
     predict.add_argument("model", metavar="MODEL", help="model file")
     predict.add_argument("data", metavar="DATA", help="CSV or Parquet file")
