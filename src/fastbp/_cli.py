@@ -20,6 +20,7 @@ is complete.
 
 import argparse
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -318,7 +319,7 @@ def numeric_columns(frame, columns, path):
                 raise CLIError(
                     "column %r of %s is not numeric: %r in data row %d; drop it "
                     "with --drop or encode it as numbers"
-                    % (column, path, values.iloc[row], row + 1)
+                    % (column, path, values.iloc[row], _data_row(frame, row))
                 )
             values = converted
         values = values.astype("float64")
@@ -328,10 +329,17 @@ def numeric_columns(frame, columns, path):
             raise CLIError(
                 "column %r of %s has %d missing or infinite value(s), the first in "
                 "data row %d; fill or drop them first"
-                % (column, path, int(missing.sum()), row + 1)
+                % (column, path, int(missing.sum()), _data_row(frame, row))
             )
         out[column] = values
     return pd.DataFrame(out, index=frame.index)
+
+
+def _data_row(frame, position):
+    """The file's data row (from 1) of a row of ``frame``: read_table numbers
+    rows from 0, and a frame with rows left out keeps those numbers."""
+    label = frame.index[position]
+    return int(label) + 1 if isinstance(label, numbers.Integral) else position + 1
 
 
 def write_table(frame, path):
@@ -583,7 +591,7 @@ def _fit_pipeline(args, frame, features, targets, kind):
                 "--log-target needs target values > 0; column %r has %d value(s) "
                 "<= 0, the first %r in data row %d"
                 % (targets[col], int(bad[:, col].sum()), float(values[row, col]),
-                   int(np.flatnonzero(has_target.to_numpy())[row]) + 1)
+                   _data_row(frame, row))
             )
     X = frame[numeric + categorical]
     X_train, X_val, y_train, y_val = _split(args, X, y, kind, len(targets))
