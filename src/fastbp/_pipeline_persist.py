@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 
 from . import _persist
-from ._persist import ModelFileError, _Spec, _Writer, _is_int
+from ._persist import ModelFileError, _Writer, _is_int
 
 # The outer kinds a file may hold.
 TOP_KINDS = ("Pipeline", "TransformedTargetRegressor")
