@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -67,7 +68,7 @@ def _frame(n=80, seed=0):
 NUMERIC, CATEGORICAL = ["a", "b"], ["colour", "flag", "size", "grade"]
 
 
-def _preprocess(sparse=True):
+def _preprocess(sparse=True, threshold=0.3):
     return ColumnTransformer([
         ("numeric", Pipeline([
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
@@ -75,7 +76,7 @@ def _preprocess(sparse=True):
         ]), NUMERIC),
         ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=sparse),
          CATEGORICAL),
-    ])
+    ], sparse_threshold=threshold)
 
 
 def _log_then_scale():
@@ -108,6 +109,10 @@ def _models():
             ("model", TransformedTargetRegressor(_net(solver="lbfgs"),
                                                  transformer=StandardScaler())),
         ]), frame, np.column_stack([y, -y])),
+        "sparse_rows": (Pipeline([
+            ("preprocess", _preprocess(threshold=0.99)),
+            ("model", TransformedTargetRegressor(_net(), transformer=StandardScaler())),
+        ]), frame, y),
         "classifier": (Pipeline([
             ("preprocess", _preprocess()), ("model", _net(BPClassifier)),
         ]), frame, labels),
@@ -143,6 +148,8 @@ def _new_rows(X):
 def test_round_trip_predicts_bit_identically(fitted, name):
     model, X, _ = fitted[name]
     loaded = fastbp.load(io.BytesIO(_saved(model)))
+    if name == "sparse_rows":
+        assert loaded[0].sparse_output_ and sp.issparse(loaded[0].transform(X))
     assert type(loaded) is type(model)
     assert repr(loaded) == repr(model)
     assert sorted(loaded.get_params(deep=True)) == sorted(model.get_params(deep=True))
