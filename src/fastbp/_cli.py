@@ -689,17 +689,19 @@ def _train_and_save(args, model, baseline, X_train, X_val, y_train, y_val, kind,
     metric = "R2" if kind == "regressor" else "accuracy"
     which = "validation" if args.holdout > 0 else "training"
     name = type(_final(baseline)).__name__
-    summary.update({
+    summary = dict({
         "data": os.path.basename(args.data),
         "estimator": type(network).__name__,
         "target": _capped(_flatten(args.target)),
+    }, **summary)
+    summary.update({
         "rows_trained": len(X_train),
         "rows_scored": len(X_val),
+        "epochs": int(network.n_iter_),
         "metric": "%s %s" % (which, metric),
         "score": float(score),
         "baseline": name,
         "baseline_score": float(baseline_score),
-        "epochs": int(network.n_iter_),
     })
     try:
         save(model, args.out, training=summary)
