@@ -530,16 +530,13 @@ def _network(args, kind):
 
 
 def _fit_plain(args, frame, features, targets, kind):
-    """Today's behaviour: numeric features as they are, the bare network saved."""
-    from sklearn.base import clone
-
+    """--no-preprocess: numeric features as they are, the bare network saved."""
     X = numeric_columns(frame, features, args.data)
     y = _target(frame, targets, kind, args.data)
     X_train, X_val, y_train, y_val = _split(args, X, y, kind, len(targets))
     est = _network(args, kind)
     check_network_size(est, len(X_train), len(features), len(targets))
-    baseline = clone(_linear(kind))
-    return _train_and_save(args, est, baseline, X_train, X_val, y_train, y_val, kind,
+    return _train_and_save(args, est, _linear(kind), X_train, X_val, y_train, y_val, kind,
                            {"preprocessing": "none",
                             "features": {"numeric": _capped(features)},
                             "rows": len(X)})
@@ -583,7 +580,7 @@ def _fit_pipeline(args, frame, features, targets, kind):
         raise CLIError("no row of %s has a value for every target" % args.data)
     y = _target(frame, targets, kind, args.data)
     if args.log_target:
-        values = frame[targets].to_numpy(dtype=float)
+        values = np.asarray(y, dtype=float).reshape(len(y), -1)
         bad = ~(values > 0)
         if bad.any():
             row, col = np.argwhere(bad)[0]
