@@ -12,11 +12,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from fastbp import BPClassifier, BPRegressor
+from process_workers import partial_fit_in_worker
 
 da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
@@ -242,15 +242,10 @@ def test_partial_fit_on_read_only_arrays(data, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def _partial_fit_in_worker(est, X, y):
-    assert not X.flags.writeable  # loky hands large arrays over as read-only memmaps
-    return clone(est).partial_fit(X, y), type(X).__name__
-
-
 def test_partial_fit_in_loky_workers(data):
     X, y = data
     results = joblib.Parallel(n_jobs=2, backend="loky", max_nbytes="1K")(
-        joblib.delayed(_partial_fit_in_worker)(_est(), X, y) for _ in range(2)
+        joblib.delayed(partial_fit_in_worker)(_est(), X, y) for _ in range(2)
     )
     expected = _est().partial_fit(X, y)
     for est, kind in results:
