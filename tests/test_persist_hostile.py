@@ -555,6 +555,7 @@ def test_what_fits_write_loads(models, tmp_path):
     interrupted = copy.deepcopy(switched)
     interrupted.set_params(solver="adam", warm_start=False)
     interrupted.loss_curve_, interrupted.validation_scores_ = [], []
+    interrupted.validation_loss_curve_ = []
     interrupted.n_iter_ = interrupted._no_improvement_count = 0
     del interrupted.loss_
     for est in (warm, switched, mixed, changed, interrupted):

@@ -51,7 +51,14 @@ from ._enums import (
 )
 from ._progress import CallbackSupport, EpochReporter, callback_scope
 from ._solvers import DIVERGED, DIVERGED_ADVICE, Checkpoint, as_rows, fit_lbfgs
-from ._threads import blas_threads_for, predict_threads, threads_for
+from ._threads import (
+    blas_threads,
+    blas_threads_for,
+    one_blas_thread,
+    predict_threads,
+    resolve_n_jobs,
+    threads_for,
+)
 
 # The fitted state common to every network, in the order it is saved.
 NETWORK_ATTRIBUTES = (
@@ -69,11 +76,17 @@ NETWORK_ATTRIBUTES = (
     "loss_curve_",
     "validation_scores_",
     "best_validation_score_",
+    "validation_loss_curve_",
     "_best_coefs",
     "_best_intercepts",
     "_no_improvement_count",
     "_optimizer_state",
 )
+
+# Learning-rate schedules (see _epoch_learning_rate) and weight initialisations
+# (see _init_coef).
+LEARNING_RATES = ("constant", "invscaling", "adaptive", "cosine", "exponential")
+WEIGHT_INITS = ("glorot_uniform", "he_uniform", "he_normal", "lecun_normal")
 
 # A final training loss this many times the best one means a model not worth
 # having; see _check_not_exploded.
@@ -142,7 +155,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions(set(LEARNING_RATES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -163,6 +176,16 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "schedule_adam": ["boolean"],
+        "early_stopping_scoring": [None, str, callable],
+        "restore_best_weights": ["boolean"],
+        "stop_loss": [None, Interval(Real, None, None, closed="neither")],
+        "weight_init": [StrOptions(set(WEIGHT_INITS))],
+        "coefs_init": [None, list, tuple],
+        "intercepts_init": [None, list, tuple],
+        "n_jobs": [None, Integral],
     }
 
     def __init__(
@@ -191,6 +214,16 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        lr_decay=0.95,
+        warmup_fraction=0.0,
+        schedule_adam=False,
+        early_stopping_scoring=None,
+        restore_best_weights=True,
+        stop_loss=None,
+        weight_init="glorot_uniform",
+        coefs_init=None,
+        intercepts_init=None,
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -215,6 +248,16 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.lr_decay = lr_decay
+        self.warmup_fraction = warmup_fraction
+        self.schedule_adam = schedule_adam
+        self.early_stopping_scoring = early_stopping_scoring
+        self.restore_best_weights = restore_best_weights
+        self.stop_loss = stop_loss
+        self.weight_init = weight_init
+        self.coefs_init = coefs_init
+        self.intercepts_init = intercepts_init
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------- the task's part
 
@@ -245,7 +288,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     # -------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, eval_set=None):
         """Fit the network to data X and target(s) y.
 
         Parameters
@@ -256,13 +299,18 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             The targets: real values for a regressor, labels for a classifier.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights. See the Notes for their exact meaning.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), default=None
+            Validation data kept apart from training, as in LightGBM and
+            XGBoost. With ``early_stopping=True`` it replaces the internal
+            ``validation_fraction`` split; either way its loss is recorded in
+            ``validation_loss_curve_`` each epoch. Stochastic solvers only.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, eval_set=eval_set)
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -335,7 +383,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
         units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         out = np.empty((X.shape[0], units[-1]), dtype=X.dtype)
-        with predict_threads(units, X.shape[0]):
+        threads = (predict_threads(units, X.shape[0]) if self.n_jobs is None
+                   else blas_threads(resolve_n_jobs(self.n_jobs)))
+        with threads:
             _core.predict(
                 rows,
                 coefs,
@@ -364,7 +414,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 )
         return [int(s) for s in sizes]
 
-    def _fit(self, X, y, sample_weight, incremental, **task):
+    def _fit(self, X, y, sample_weight, incremental, eval_set=None, **task):
         """One call of fit or partial_fit, as a transaction.
 
         Whatever ends the call with an exception (bad data, divergence in the
@@ -380,7 +430,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
             try:
                 with callback_scope(self):
-                    return self._fit_unguarded(X, y, sample_weight, incremental, **task)
+                    return self._fit_unguarded(X, y, sample_weight, incremental,
+                                               eval_set, **task)
             except BaseException:
                 self.__dict__.clear()
                 self.__dict__.update(before)
@@ -388,10 +439,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                     rng.set_state(rng_state)
                 raise
 
-    def _fit_unguarded(self, X, y, sample_weight, incremental, **task):
+    def _fit_unguarded(self, X, y, sample_weight, incremental, eval_set, **task):
         hidden = self._hidden_layers()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self._check_training_options(eval_set)
 
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
@@ -423,6 +475,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 )
             self._own_state()
 
+        if eval_set is not None:
+            eval_set = self._validate_eval_set(eval_set, X)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(Y, layer_units, X.dtype)
@@ -433,7 +487,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         if self.solver == "lbfgs":
             fit_lbfgs(self, X, Y, sample_weight, callback_data)
         else:
-            self._fit_stochastic(X, Y, sample_weight, incremental, callback_data)
+            self._fit_stochastic(X, Y, sample_weight, incremental, callback_data,
+                                 eval_set)
         return self
 
     def _output_reason(self):
@@ -446,6 +501,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         self.coefs_ = [np.array(c, order="C") for c in self.coefs_]
         self.intercepts_ = [np.array(b, order="C") for b in self.intercepts_]
         self.loss_curve_ = list(self.loss_curve_)
+        if getattr(self, "validation_loss_curve_", None) is not None:
+            self.validation_loss_curve_ = list(self.validation_loss_curve_)
         if self.validation_scores_ is not None:
             self.validation_scores_ = list(self.validation_scores_)
         state = getattr(self, "_optimizer_state", None)
@@ -466,6 +523,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             coef, intercept = self._init_coef(fan_in, fan_out, dtype)
             self.coefs_.append(coef)
             self.intercepts_.append(intercept)
+        self._use_given_weights(layer_units, dtype)
+        # Set only by fits with validation data, as scikit-learn's main branch has it.
+        self.__dict__.pop("validation_loss_curve_", None)
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
         self.loss_curve_ = []
@@ -498,12 +558,67 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             self._no_improvement_count = 0
 
     def _init_coef(self, fan_in, fan_out, dtype):
-        # Glorot uniform, drawn exactly as scikit-learn draws it.
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        bound = np.sqrt(factor / (fan_in + fan_out))
-        coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
-        intercept = self._random_state.uniform(-bound, bound, fan_out)
+        """One layer's initial weights and intercepts, drawn per weight_init.
+
+        glorot_uniform is scikit-learn's draw exactly: U(-b, b) for the weights
+        then for the intercepts, b = sqrt(6 / (fan_in + fan_out)) (2 instead of
+        6 for a logistic activation). he_uniform: weights U(-b, b) with b =
+        sqrt(6 / fan_in); he_normal: N(0, 2 / fan_in); lecun_normal: N(0, 1 /
+        fan_in) (plain, untruncated normals); these three start the intercepts
+        at zero and draw nothing for them.
+        """
+        rng = self._random_state
+        init = self.weight_init
+        if init == "glorot_uniform":
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = rng.uniform(-bound, bound, fan_out)
+        else:
+            if init == "he_uniform":
+                bound = np.sqrt(6.0 / fan_in)
+                coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+            else:
+                variance = (2.0 if init == "he_normal" else 1.0) / fan_in
+                coef = rng.normal(0.0, np.sqrt(variance), (fan_in, fan_out))
+            intercept = np.zeros(fan_out)
         return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
+
+    def _use_given_weights(self, layer_units, dtype):
+        """Replace the drawn parameters by coefs_init / intercepts_init.
+
+        The draws still happen first, so that the shuffles and the
+        early-stopping split stay those of a fit without given weights; the
+        user's arrays are validated and copied, never kept or changed.
+        """
+        shapes = {
+            "coefs_init": list(zip(layer_units[:-1], layer_units[1:])),
+            "intercepts_init": [(n,) for n in layer_units[1:]],
+        }
+        for name, target in (("coefs_init", self.coefs_),
+                             ("intercepts_init", self.intercepts_)):
+            given = getattr(self, name)
+            if given is None:
+                continue
+            wanted = shapes[name]
+            if len(given) != len(wanted):
+                raise ValueError(
+                    "%s has %d arrays but the network has %d layers of weights "
+                    "(layer sizes %s)." % (name, len(given), len(wanted), layer_units)
+                )
+            for i, (array, shape) in enumerate(zip(given, wanted)):
+                a = np.asarray(array)
+                if a.dtype.kind not in "fiu" or a.dtype.kind == "b":
+                    raise ValueError("%s[%d] must hold real numbers; got dtype %s."
+                                     % (name, i, a.dtype))
+                if a.shape != shape:
+                    raise ValueError("%s[%d] has shape %s; the network needs %s."
+                                     % (name, i, a.shape, shape))
+                copy = np.array(a, dtype=dtype, order="C", copy=True)
+                if not np.isfinite(copy).all():
+                    raise ValueError("%s[%d] has non-finite values (in %s)."
+                                     % (name, i, np.dtype(dtype).name))
+                target[i] = copy
 
     def _adopt_dtype(self, dtype):
         """Make the parameters writable, C-contiguous arrays of ``dtype``."""
@@ -529,17 +644,21 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                         for p in params],
         }
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental, callback_data):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, callback_data,
+                        eval_set=None):
         self._adopt_dtype(X.dtype)
         state = getattr(self, "_optimizer_state", None)
         if not incremental or state is None or state["solver"] != self.solver:
             state = self._optimizer_state = self._new_optimizer_state()
 
-        if self.early_stopping:
+        if eval_set is not None:
+            train_idx, validation = None, eval_set
+            n_train = X.shape[0]
+        elif self.early_stopping:
             train_idx, val_idx = self._early_stopping_split(Y)
             val_weight = None if sample_weight is None else sample_weight[val_idx]
-            # Rows once per fit: scoring every epoch then converts nothing.
-            validation = (as_rows(X[val_idx]), Y[val_idx], val_weight)
+            validation = _Validation(X[val_idx], Y[val_idx], val_weight,
+                                     callback_data["y"][val_idx])
             n_train = train_idx.shape[0]
         else:
             train_idx, validation = None, None
@@ -556,7 +675,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             weights = (sample_weight, mean_weight)
         batch_size = self._batch_size(n_train)
         layer_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        n_threads = threads_for(layer_units, batch_size)
+        n_threads = self._fit_threads(layer_units, batch_size)
         trainer = _core.Trainer(
             self.coefs_,
             self.intercepts_,
@@ -576,13 +695,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             n_threads=n_threads,
         )
         self.n_iter_ = 0
-        with blas_threads_for(layer_units, batch_size, n_threads):
+        blas = (blas_threads_for(layer_units, batch_size, n_threads)
+                if self.n_jobs is None else one_blas_thread())
+        with blas:
             self._run_epochs(trainer, as_rows(X), Y, weights, train_idx, n_train,
                              batch_size, validation, incremental, callback_data)
-        if self.early_stopping:
+        if self.early_stopping and self.restore_best_weights:
             self.coefs_ = [c.copy() for c in self._best_coefs]
             self.intercepts_ = [b.copy() for b in self._best_intercepts]
-        else:
+        elif not self.early_stopping:
             self._check_not_exploded()
 
     def _check_not_exploded(self):
@@ -644,12 +765,16 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         reporter = EpochReporter(self, n_train, 1 if incremental else self.max_iter,
                                  **callback_data)
         sample_weight, weight_scale = weights if weights is not None else (None, 1.0)
+        # Validation data that early stopping watches (it may also be there
+        # only for validation_loss_curve_).
+        monitored = validation if self.early_stopping else None
         in_epoch = False
         try:
             for _ in range(self.max_iter):
                 checkpoint.save()
                 reporter.begin_epoch()
                 in_epoch = True
+                self._schedule_learning_rate(state, incremental)
                 if self.shuffle:
                     # The same draw as sklearn.utils.shuffle(sample_idx).
                     perm = np.arange(n_train)
@@ -666,23 +791,26 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 self.loss_curve_.append(self.loss_)
                 if self.verbose == 1:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(validation)
+                self._update_no_improvement_count(monitored)
+                self._record_validation_loss(validation)
                 if not (np.isfinite(self.loss_) and np.isfinite(coef_sq + intercept_sq)):
                     self._diverged(checkpoint)
                     break
                 in_epoch = False
-                score = self.validation_scores_[-1] if validation is not None else None
+                score = self.validation_scores_[-1] if monitored is not None else None
                 if reporter.end_epoch(self.loss_, score):
                     break
 
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                if self.learning_rate == "invscaling" and self._scheduled():
                     state["learning_rate"] = _invscaling(
                         self.learning_rate_init, self.t_, self.power_t
                     )
                 if self._no_improvement_count > self.n_iter_no_change:
-                    if self._trigger_stopping(validation is not None, state):
+                    if self._trigger_stopping(monitored is not None, state):
                         break
                     self._no_improvement_count = 0
+                if self._reached_stop_loss():
+                    break
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -728,7 +856,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 "Training loss did not improve more than tol=%f for %d "
                 "consecutive epochs." % (self.tol, self.n_iter_no_change)
             )
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        if self.learning_rate != "adaptive" or not self._scheduled():
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -743,10 +871,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
 
     def _update_no_improvement_count(self, validation):
         if validation is not None:
-            X_val, Y_val, w_val = validation
-            out = self._forward(X_val)
+            out = validation.output(self)
             if np.isfinite(out).all():
-                score = self._validation_score(Y_val, out, w_val)
+                score = self._early_stopping_score(validation, out)
             else:
                 score = np.nan
             self.validation_scores_.append(score)
@@ -767,6 +894,216 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
+
+    # ------------------------------------- schedules, validation, stopping, threads
+    # Each option of this block acts once per epoch, from _run_epochs, in
+    # Python: a compiled multi-epoch loop must hand the epoch back to Python
+    # whenever _needs_epoch_hooks() is true.
+
+    def _needs_epoch_hooks(self):
+        """Whether an option of this block needs Python between two epochs."""
+        return (self.learning_rate != "constant" or self.warmup_fraction > 0
+                or self.stop_loss is not None
+                or getattr(self, "validation_loss_curve_", None) is not None)
+
+    def _scheduled(self):
+        """Whether invscaling and adaptive act on this solver: always on sgd, on
+        adam only with schedule_adam=True (scikit-learn leaves Adam alone)."""
+        return self.solver == "sgd" or self.schedule_adam
+
+    def _check_training_options(self, eval_set):
+        """Refuse the combinations of options that mean nothing together."""
+        stochastic = self.solver in STOCHASTIC_SOLVERS
+        if eval_set is not None and not stochastic:
+            raise ValueError(
+                "eval_set needs a stochastic solver: solver='lbfgs' has no epochs "
+                "to validate; use solver='adam' or 'sgd'."
+            )
+        if not stochastic and (self.learning_rate in ("cosine", "exponential")
+                               or self.warmup_fraction > 0):
+            raise ValueError(
+                "learning_rate=%r and warmup_fraction=%r schedule the stochastic "
+                "solvers; solver='lbfgs' has no learning rate."
+                % (self.learning_rate, self.warmup_fraction)
+            )
+        if self.warmup_fraction > 0 and self.learning_rate in ("invscaling", "adaptive"):
+            raise ValueError(
+                "warmup_fraction=%r cannot combine with learning_rate=%r; use it with "
+                "'constant', 'cosine' or 'exponential'."
+                % (self.warmup_fraction, self.learning_rate)
+            )
+        if self.early_stopping_scoring is not None and not self.early_stopping:
+            raise ValueError(
+                "early_stopping_scoring=%r is used only with early_stopping=True."
+                % (self.early_stopping_scoring,)
+            )
+        if not self.restore_best_weights and not self.early_stopping:
+            raise ValueError(
+                "restore_best_weights=False is used only with early_stopping=True "
+                "(without early stopping the last weights are always kept)."
+            )
+        if isinstance(self.early_stopping_scoring, str):
+            from sklearn.metrics import get_scorer
+
+            get_scorer(self.early_stopping_scoring)  # a clear error for a bad name
+        resolve_n_jobs(self.n_jobs)
+
+    def _validate_eval_set(self, eval_set, X):
+        """eval_set as a _Validation of rows in X's dtype and layout."""
+        if not isinstance(eval_set, (tuple, list)) or len(eval_set) not in (2, 3):
+            raise ValueError(
+                "eval_set must be a tuple (X_val, y_val) or (X_val, y_val, "
+                "sample_weight_val); got %s." % type(eval_set).__name__
+            )
+        X_val, y_val = eval_set[0], eval_set[1]
+        w_val = eval_set[2] if len(eval_set) == 3 else None
+        X_val, Y_val = self._validate_input(X_val, y_val, incremental=True, reset=False)
+        X_val = X_val.astype(X.dtype, copy=False)
+        Y_val = np.ascontiguousarray(Y_val, dtype=X.dtype)
+        if sp.issparse(X_val) and X_val.format != "csr":
+            X_val = X_val.tocsr()
+        if w_val is not None:
+            w_val = _check_sample_weight(w_val, X_val, dtype=X.dtype,
+                                         ensure_non_negative=True)
+            if not w_val.sum() > 0:
+                raise ValueError("eval_set's sample weights are all zero.")
+        return _Validation(X_val, Y_val, w_val, self._callback_target(y_val, Y_val))
+
+    def _epoch_learning_rate(self, epoch):
+        """The scheduled learning rate of epoch ``epoch`` (0-based).
+
+        cosine: lr0 * (1 + cos(pi * e / max_iter)) / 2, held at its value for
+        e = max_iter - 1 past it; exponential: lr0 * lr_decay ** e; constant:
+        lr0. A warm-up of W = ceil(warmup_fraction * max_iter) epochs then
+        multiplies the rate by (e + 1) / (W + 1) for e < W.
+        """
+        lr0 = float(self.learning_rate_init)
+        if self.learning_rate == "cosine":
+            e = min(epoch, self.max_iter - 1)
+            rate = lr0 * 0.5 * (1.0 + np.cos(np.pi * e / self.max_iter))
+        elif self.learning_rate == "exponential":
+            rate = lr0 * float(self.lr_decay) ** epoch
+        else:
+            rate = lr0
+        warmup = int(np.ceil(self.warmup_fraction * self.max_iter))
+        if epoch < warmup:
+            rate *= (epoch + 1) / (warmup + 1)
+        return float(rate)
+
+    def _schedule_learning_rate(self, state, incremental):
+        """Set this epoch's rate for the schedules that are functions of the
+        epoch (invscaling and adaptive update it after epochs instead).
+
+        A ``fit`` counts epochs from 0 (a warm start too); ``partial_fit``
+        counts every epoch of the model so far (``len(loss_curve_)``), so the
+        schedule goes on across calls.
+        """
+        if self.learning_rate in ("invscaling", "adaptive"):
+            return
+        if self.learning_rate == "constant" and self.warmup_fraction == 0:
+            return
+        epoch = len(self.loss_curve_) if incremental else self.n_iter_
+        state["learning_rate"] = self._epoch_learning_rate(epoch)
+
+    def _early_stopping_score(self, validation, out):
+        """The task's score of the outputs, or early_stopping_scoring's."""
+        scoring = self.early_stopping_scoring
+        if scoring is None:
+            return self._validation_score(validation.Y, out, validation.weight)
+        if isinstance(scoring, str):
+            from sklearn.metrics import get_scorer
+
+            scoring = get_scorer(scoring)
+        kwargs = {} if validation.weight is None else {"sample_weight": validation.weight}
+        with warnings.catch_warnings():
+            # The rows are validated arrays, without a data frame's column names.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return float(scoring(self, validation.X, validation.target, **kwargs))
+
+    def _record_validation_loss(self, validation):
+        """Append the loss of the validation rows to validation_loss_curve_."""
+        if validation is None:
+            return
+        if getattr(self, "validation_loss_curve_", None) is None:
+            self.validation_loss_curve_ = []
+        out = validation.output(self)
+        self.validation_loss_curve_.append(
+            validation_loss(self.out_activation_, validation.Y, out, validation.weight,
+                            self.coefs_, self.alpha)
+        )
+
+    def _reached_stop_loss(self):
+        """Whether the training loss fell under stop_loss."""
+        if self.stop_loss is None or not self.loss_ < self.stop_loss:
+            return False
+        if self.verbose:
+            print("Training loss %.8f is under stop_loss=%g. Stopping."
+                  % (self.loss_, self.stop_loss))
+        return True
+
+    def _fit_threads(self, layer_units, batch_size):
+        """OpenMP threads of a stochastic fit: the automatic choice, or n_jobs."""
+        if self.n_jobs is None:
+            return threads_for(layer_units, batch_size)
+        return max(1, min(resolve_n_jobs(self.n_jobs), batch_size,
+                          _core.MAX_THREADS))
+
+
+class _Validation:
+    """Validation rows, kept once per fit, and their outputs for one epoch."""
+
+    def __init__(self, X, Y, weight, target):
+        self.X = X  # validated, for a scorer
+        self.rows = as_rows(X)  # converted once: every epoch converts nothing
+        self.Y = Y
+        self.weight = weight
+        self.target = np.asarray(target)
+        if self.target.ndim == 2 and self.target.shape[1] == 1:
+            self.target = self.target.ravel()
+        self._key = None
+
+    def output(self, est):
+        """The network's outputs on the rows, computed once per epoch."""
+        key = len(est.loss_curve_)
+        if self._key != key:
+            self._out = est._forward(self.rows)
+            self._key = key
+        return self._out
+
+
+def validation_loss(out_activation, Y, out, weight, coefs, alpha):
+    """The training objective on validation rows, in float64.
+
+    The (weighted) mean over rows of the loss of ``out_activation`` (half the
+    squared error, the Poisson deviance or the log-loss, probabilities clipped
+    to [eps, 1 - eps] of their dtype as the core clips them) plus
+    ``alpha / (2 n) * sum(W ** 2)``, n the number of rows or their total
+    weight: the same objective as ``loss_curve_``.
+    """
+    from scipy.special import xlogy
+
+    eps = np.finfo(out.dtype).eps
+    pred = out.astype(np.float64)
+    y = Y.astype(np.float64)
+    if out_activation == "identity":
+        per_row = 0.5 * ((pred - y) ** 2).sum(axis=1)
+    elif out_activation == "exp":
+        per_row = (xlogy(y, np.where(y > 0, y, 1.0) / pred) - y + pred).sum(axis=1)
+    else:
+        p = np.clip(out, eps, 1 - eps).astype(np.float64)
+        if out_activation == "logistic" or p.shape[1] == 1:
+            per_row = -(xlogy(y, p) + xlogy(1 - y, 1 - p)).sum(axis=1)
+        else:
+            per_row = -xlogy(y, p).sum(axis=1)
+    if weight is None:
+        n = per_row.shape[0]
+        data = per_row.mean()
+    else:
+        w = weight.astype(np.float64)
+        n = w.sum()
+        data = (w * per_row).sum() / n
+    penalty = sum(float(np.square(c, dtype=np.float64).sum()) for c in coefs)
+    return float(data + 0.5 * alpha * penalty / n)
 
 
 def _invscaling(learning_rate_init, t, power_t):

@@ -216,6 +216,16 @@ class BPClassifier(ClassifierMixin, BaseBP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        lr_decay=0.95,
+        warmup_fraction=0.0,
+        schedule_adam=False,
+        early_stopping_scoring=None,
+        restore_best_weights=True,
+        stop_loss=None,
+        weight_init="glorot_uniform",
+        coefs_init=None,
+        intercepts_init=None,
+        n_jobs=None,
         class_weight=None,
     ):
         # get_params reads this signature, so it restates the base's parameters.
@@ -243,13 +253,23 @@ class BPClassifier(ClassifierMixin, BaseBP):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            lr_decay=lr_decay,
+            warmup_fraction=warmup_fraction,
+            schedule_adam=schedule_adam,
+            early_stopping_scoring=early_stopping_scoring,
+            restore_best_weights=restore_best_weights,
+            stop_loss=stop_loss,
+            weight_init=weight_init,
+            coefs_init=coefs_init,
+            intercepts_init=intercepts_init,
+            n_jobs=n_jobs,
         )
         self.class_weight = class_weight
 
     # ------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, eval_set=None):
         """Fit the network to data X and labels y.
 
         Parameters
@@ -260,17 +280,22 @@ class BPClassifier(ClassifierMixin, BaseBP):
             Class labels, or a multilabel indicator matrix.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights, multiplied by the class weights.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), default=None
+            Validation data kept apart from training (as in LightGBM and
+            XGBoost). With ``early_stopping=True`` it replaces the internal
+            ``validation_fraction`` split; either way its loss is recorded in
+            ``validation_loss_curve_`` each epoch. Stochastic solvers only.
 
         Returns
         -------
         self : BPClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, eval_set=eval_set)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None, eval_set=None):
         """Update the model with one epoch over X and y.
 
         Parameters
@@ -285,13 +310,18 @@ class BPClassifier(ClassifierMixin, BaseBP):
             Every class of the whole data (``np.unique(y_all)``). Required on
             the first call unless y is a multilabel indicator matrix; a batch
             need not hold every class.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), default=None
+            Validation data kept apart from training (as in LightGBM and
+            XGBoost). Its loss after this epoch is appended to
+            ``validation_loss_curve_`` (early stopping stays a ``fit`` option).
 
         Returns
         -------
         self : BPClassifier
             The updated estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set,
+                         classes=classes)
 
     def predict(self, X):
         """Predict class labels (or a multilabel indicator matrix).

@@ -71,6 +71,18 @@ def fraction(text):
     return _number(text, "a fraction in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def decay(text):
+    return _number(text, "a factor in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def real_number(text):
+    return _number(text, "a finite number", lambda v: True)
+
+
+def n_jobs(text):
+    return _integer(text, "a nonzero integer (-1: every core)", lambda v: v != 0)
+
+
 def positive_integer(text):
     return _integer(text, "a positive integer", lambda v: v > 0)
 
@@ -159,7 +171,19 @@ _ESTIMATOR_OPTIONS = [
     ("--batch-size", "batch_size", dict(type=batch_size, metavar="N"),
      "minibatch size, or 'auto' for min(200, rows)"),
     ("--learning-rate", "learning_rate",
-     dict(choices=["constant", "invscaling", "adaptive"]), "step size schedule"),
+     dict(choices=["constant", "invscaling", "adaptive", "cosine", "exponential"]),
+     "step size schedule"),
+    ("--lr-decay", "lr_decay", dict(type=decay, metavar="RATE"),
+     "per-epoch factor of --learning-rate exponential"),
+    ("--warmup-fraction", "warmup_fraction", dict(type=fraction, metavar="FRACTION"),
+     "fraction of --max-iter over which the step size ramps up linearly"),
+    ("--weight-init", "weight_init",
+     dict(choices=["glorot_uniform", "he_uniform", "he_normal", "lecun_normal"]),
+     "initial weights"),
+    ("--stop-loss", "stop_loss", dict(type=real_number, metavar="LOSS"),
+     "stop as soon as the training loss falls under LOSS"),
+    ("--n-jobs", "n_jobs", dict(type=n_jobs, metavar="N"),
+     "threads for training and prediction; -1 for every core"),
     ("--learning-rate-init", "learning_rate_init",
      dict(type=positive_number, metavar="LR"), "initial step size"),
     ("--max-iter", "max_iter", dict(type=positive_integer, metavar="N"),

@@ -133,6 +133,8 @@ _NOT_SAVED = ("_random_state", "_skl_callbacks", "_callback_fit_ctx",
 _LABEL_ATTRIBUTES = ("classes_",)
 # Hyperparameters that may be infinite; every other float must be finite.
 _INFINITE_PARAMS = ("n_iter_no_change",)
+# Hyperparameters that hold a list of arrays, and the number of dimensions of each.
+_ARRAY_PARAMS = {"coefs_init": 2, "intercepts_init": 1}
 
 _INT_DTYPES = ("|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8")
 _LABEL_FLOAT_DTYPES = ("<f2", "<f4", "<f8")
@@ -350,6 +352,12 @@ def encode_network(writer, estimator):
         # A new attribute must be added to the format, or the loaded model would
         # silently differ from the saved one.
         raise TypeError("fastbp's format does not know the attributes %s." % unknown)
+    if callable(params.get("early_stopping_scoring")):
+        raise TypeError(
+            "early_stopping_scoring is a callable, which fastbp's format cannot "
+            "hold; set it to a scorer name or None before saving, or use pickle "
+            "or joblib for this model."
+        )
     return {
         "estimator": cls.__name__,
         "params": {k: writer.encode("params." + k, v) for k, v in params.items()},
@@ -1045,6 +1053,14 @@ def _check_params(params):
             if not _plain(value):
                 raise ModelFileError("invalid hidden_layer_sizes.")
             params[name] = tuple(value)
+        elif name in _ARRAY_PARAMS and isinstance(value, list):
+            ndim = _ARRAY_PARAMS[name]
+            for i, a in enumerate(value):
+                if not (isinstance(a, _Spec) and a.ndim == ndim) and not (
+                    isinstance(a, list) and _plain(a)
+                ):
+                    raise ModelFileError("%s[%d] must be a %d-D float array."
+                                         % (name, i, ndim))
         elif isinstance(value, _RandomStateSpec) and name == "random_state":
             random_state = value
             # A stand-in for the parameter checks; the loaded state replaces it.
@@ -1132,7 +1148,8 @@ def _check_arrays(name, values, shapes, dtypes):
 # Fitted attributes a fit may leave unset: feature names come with data
 # frames only, loss_ is unset when the first epoch is interrupted, and lbfgs
 # keeps no optimizer state. Every other declared attribute must be there.
-_OPTIONAL = ("feature_names_in_", "loss_", "_optimizer_state")
+_OPTIONAL = ("feature_names_in_", "loss_", "_optimizer_state",
+             "validation_loss_curve_")
 # Checked by _check_state; any other fitted attribute must be a plain scalar,
 # or labels, and is left to the class's _after_load.
 _CHECKED = frozenset((
@@ -1140,7 +1157,7 @@ _CHECKED = frozenset((
     "out_activation_", "coefs_", "intercepts_", "n_iter_", "t_", "loss_",
     "best_loss_", "loss_curve_", "validation_scores_", "best_validation_score_",
     "_best_coefs", "_best_intercepts", "_no_improvement_count", "_optimizer_state",
-    "classes_",
+    "classes_", "validation_loss_curve_",
 ))
 
 
@@ -1220,6 +1237,9 @@ def _check_state(est, cls):
     scores = _get(est, "validation_scores_")
     if scores is not None and not _is_curve(scores):
         raise ModelFileError("validation_scores_ must be a list of floats or None.")
+    val_curve = _get(est, "validation_loss_curve_")
+    if val_curve is not None and not _is_curve(val_curve):
+        raise ModelFileError("validation_loss_curve_ must be a list of floats or None.")
     if curve is not None:
         # Warm starts and partial_fit add to the curves; n_iter_ counts the last
         # call only.
@@ -1227,7 +1247,9 @@ def _check_state(est, cls):
         for name, value in (("n_iter_", _get(est, "n_iter_")),
                             ("_no_improvement_count", _get(est, "_no_improvement_count")),
                             ("validation_scores_", None if scores is None
-                             else len(scores))):
+                             else len(scores)),
+                            ("validation_loss_curve_", None if val_curve is None
+                             else len(val_curve))):
             if value is not None and value > n_epochs:
                 raise ModelFileError("%s=%d is more than the %d epochs of loss_curve_."
                                      % (name, value, n_epochs))
@@ -1291,6 +1313,10 @@ def _materialize(est, cls, random_state, arrays):
     for name in cls._fitted_attributes:
         if hasattr(est, name):
             setattr(est, name, _resolve(getattr(est, name), arrays))
+    for name in _ARRAY_PARAMS:
+        value = getattr(est, name, None)
+        if isinstance(value, list):
+            setattr(est, name, _resolve(value, arrays))
     if random_state is not None:
         rng = np.random.RandomState()
         rng.set_state(("MT19937", arrays[random_state.key.name], random_state.pos,

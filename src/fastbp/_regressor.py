@@ -248,6 +248,16 @@ class BPRegressor(RegressorMixin, BaseBP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        lr_decay=0.95,
+        warmup_fraction=0.0,
+        schedule_adam=False,
+        early_stopping_scoring=None,
+        restore_best_weights=True,
+        stop_loss=None,
+        weight_init="glorot_uniform",
+        coefs_init=None,
+        intercepts_init=None,
+        n_jobs=None,
     ):
         # get_params reads this signature, so it restates the base's
         # parameters (as scikit-learn's MLPRegressor does).
@@ -275,12 +285,22 @@ class BPRegressor(RegressorMixin, BaseBP):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            lr_decay=lr_decay,
+            warmup_fraction=warmup_fraction,
+            schedule_adam=schedule_adam,
+            early_stopping_scoring=early_stopping_scoring,
+            restore_best_weights=restore_best_weights,
+            stop_loss=stop_loss,
+            weight_init=weight_init,
+            coefs_init=coefs_init,
+            intercepts_init=intercepts_init,
+            n_jobs=n_jobs,
         )
         self.loss = loss
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight=None, eval_set=None):
         """Update the model with one epoch over X and y.
 
         The optimizer state (Adam moments, SGD velocities and learning rate)
@@ -294,13 +314,17 @@ class BPRegressor(RegressorMixin, BaseBP):
             The target values.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), default=None
+            Validation data kept apart from training (as in LightGBM and
+            XGBoost). Its loss after this epoch is appended to
+            ``validation_loss_curve_`` (early stopping stays a ``fit`` option).
 
         Returns
         -------
         self : BPRegressor
             The updated estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set)
 
     def predict(self, X):
         """Predict with the network.

@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from . import _core
 from ._enums import ACTIVATIONS, LOSS_FOR_OUTPUT
 from ._progress import EpochReporter
-from ._threads import blas_threads_for
+from ._threads import blas_threads, blas_threads_for, resolve_n_jobs
 
 # Rows per block of a full-batch (lbfgs) evaluation: large enough for GEMM speed,
 # small enough that the workspace stays a few MB however many rows there are.
@@ -89,12 +89,16 @@ def fit_lbfgs(est, X, Y, sample_weight, callback_data):
             print("Iteration %d, loss = %.8f" % (est.n_iter_, loss))
         if reporter.end_epoch(loss, None):
             raise StopIteration
+        if est._reached_stop_loss():
+            raise StopIteration
         reporter.begin_epoch()
 
     x0 = theta.astype(np.float64)
     reporter.begin_epoch()
     try:
-        with blas_threads_for(trainer.layer_units, trainer.max_batch):
+        blas = (blas_threads_for(trainer.layer_units, trainer.max_batch)
+                if est.n_jobs is None else blas_threads(resolve_n_jobs(est.n_jobs)))
+        with blas:
             result = scipy.optimize.minimize(
                 loss_and_grad,
                 x0,
@@ -166,6 +170,8 @@ class Checkpoint:
         self.loss = getattr(est, "loss_", None)
         self.optimizer = {k: est._optimizer_state[k] for k in ("t", "learning_rate")}
         self.curve = len(est.loss_curve_)
+        val_curve = getattr(est, "validation_loss_curve_", None)
+        self.val_curve = None if val_curve is None else len(val_curve)
         scores = est.validation_scores_
         self.scores = None if scores is None else len(scores)
 
@@ -185,5 +191,9 @@ class Checkpoint:
         else:
             est.loss_ = self.loss
         del est.loss_curve_[self.curve:]
+        if self.val_curve is not None:
+            del est.validation_loss_curve_[self.val_curve:]
+        else:
+            est.__dict__.pop("validation_loss_curve_", None)
         if self.scores is not None:
             del est.validation_scores_[self.scores:]

@@ -8,6 +8,7 @@ ones split each minibatch over OpenMP's threads while BLAS stays on one.
 """
 
 import contextlib
+import os
 import threading
 
 from threadpoolctl import ThreadpoolController
@@ -88,3 +89,32 @@ def predict_threads(layer_units, n_rows):
         return contextlib.nullcontext()
     block = min(n_rows, PREDICT_BLOCK_VALUES // max([1] + list(layer_units[1:-1])))
     return blas_threads_for(layer_units, block)
+
+
+def resolve_n_jobs(n_jobs):
+    """n_jobs as a thread count: None stays None (the automatic choice); -1 is
+    every core, -2 all but one, and so on, as in joblib; 0 is an error."""
+    if n_jobs is None:
+        return None
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs=0 means no thread; use None, a positive count or -1.")
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+_CONTROLLER = []
+
+
+@contextlib.contextmanager
+def blas_threads(n_threads):
+    """Limit BLAS to n_threads for the time of the block (process-wide, as
+    every threadpoolctl limit is), then put the previous limits back."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    limit = _CONTROLLER[0].limit(limits=n_threads, user_api="blas")
+    try:
+        yield
+    finally:
+        limit.restore_original_limits()
