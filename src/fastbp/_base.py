@@ -285,6 +285,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         """The target handed to callbacks (what ``predict`` is compared with)."""
         return Y
 
+    def _output_groups(self):
+        """Sizes of the output blocks that each get their own softmax (None:
+        the output activation applies to the whole output layer)."""
+        return None
+
     # -------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -393,6 +398,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 ACTIVATIONS[activation],
                 ACTIVATIONS[out_activation],
                 out,
+                self._output_groups(),
             )
         return out
 
@@ -693,6 +699,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             epsilon=float(self.epsilon),
             dense_input=not sp.issparse(X),
             n_threads=n_threads,
+            out_groups=self._output_groups(),
         )
         self.n_iter_ = 0
         blas = (blas_threads_for(layer_units, batch_size, n_threads)

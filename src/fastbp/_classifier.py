@@ -17,6 +17,7 @@ from ._base import NETWORK_ATTRIBUTES, BaseBP
 from ._persist import register
 
 _MULTILABEL = "multilabel-indicator"
+_MULTIOUTPUT = "multiclass-multioutput"
 
 
 class BPClassifier(ClassifierMixin, BaseBP):
@@ -337,6 +338,11 @@ class BPClassifier(ClassifierMixin, BaseBP):
             The predicted classes.
         """
         out = self._network_output(X)
+        if self._is_multioutput():
+            return _stack_columns([
+                classes[block.argmax(axis=1)]
+                for classes, block in zip(self.classes_, self._blocks(out))
+            ])
         if out.shape[1] == 1:
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
@@ -356,6 +362,8 @@ class BPClassifier(ClassifierMixin, BaseBP):
             For multilabel targets, the probability of each label.
         """
         out = self._network_output(X)
+        if self._is_multioutput():
+            return [np.ascontiguousarray(block) for block in self._blocks(out)]
         if out.shape[1] == 1:
             p = out[:, 0]
             return np.column_stack([1 - p, p])
@@ -376,7 +384,53 @@ class BPClassifier(ClassifierMixin, BaseBP):
         """
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
+            if isinstance(proba, list):
+                return [np.log(p, out=p) for p in proba]
             return np.log(proba, out=proba)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on X and y; for several columns of labels, the subset
+        accuracy (a row counts when every column is right), as scikit-learn's
+        multi-output classifiers score.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True labels for X.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean (subset) accuracy of ``self.predict(X)``.
+        """
+        if not self._is_multioutput():
+            return super().score(X, y, sample_weight=sample_weight)
+        y = np.asarray(y)
+        y_pred = self.predict(X)
+        if y.shape != y_pred.shape:
+            raise ValueError("y has shape %s; the model predicts %s."
+                             % (y.shape, y_pred.shape))
+        return float(np.average((y == y_pred).all(axis=1), weights=sample_weight))
+
+    # ------------------------------------------------- multiclass-multioutput
+
+    def _is_multioutput(self):
+        """Whether the model has several columns of labels (classes_ a list)."""
+        return isinstance(getattr(self, "classes_", None), list)
+
+    def _output_groups(self):
+        if self._is_multioutput():
+            return [len(c) for c in self.classes_]
+        return None
+
+    def _blocks(self, out):
+        """The output columns of each label column, as views of out."""
+        bounds = np.cumsum([0] + [len(c) for c in self.classes_])
+        return [out[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -386,16 +440,20 @@ class BPClassifier(ClassifierMixin, BaseBP):
     # ------------------------------------------------ the task, for BaseBP
 
     def _output_activation(self):
-        if self._label_binarizer.y_type_ == "multiclass":
+        if self._is_multioutput() or self._label_binarizer.y_type_ == "multiclass":
             return "softmax"
         return "logistic"
 
     def _output_reason(self):
+        if self._is_multioutput():
+            return "A target of type %r" % _MULTIOUTPUT
         return "A target of type %r" % self._label_binarizer.y_type_
 
     def _stratify(self, Y):
         # As scikit-learn: only single-output (binary) targets are stratified,
         # on the same boolean column it passes.
+        if self._is_multioutput():
+            return None
         return Y.astype(bool) if Y.shape[1] == 1 else None
 
     def _callback_target(self, y, Y):
@@ -403,8 +461,13 @@ class BPClassifier(ClassifierMixin, BaseBP):
         return np.asarray(y)
 
     def _validation_score(self, Y_val, out, sample_weight):
-        """Accuracy (exact match for multilabel) of the outputs' labels."""
-        if out.shape[1] > 1 and self.out_activation_ == "softmax":
+        """Accuracy (exact match for multilabel and several columns of labels)
+        of the outputs' labels."""
+        if self._is_multioutput():
+            correct = np.ones(out.shape[0], dtype=bool)
+            for got, want in zip(self._blocks(out), self._blocks(Y_val)):
+                correct &= got.argmax(axis=1) == want.argmax(axis=1)
+        elif out.shape[1] > 1 and self.out_activation_ == "softmax":
             correct = out.argmax(axis=1) == Y_val.argmax(axis=1)
         else:
             correct = ((out > 0.5) == (Y_val > 0.5)).all(axis=1)
@@ -426,12 +489,28 @@ class BPClassifier(ClassifierMixin, BaseBP):
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         y_type = type_of_target(y)
-        if y_type.startswith("multiclass-multioutput") or (
-            y_type != _MULTILABEL and y.ndim == 2
-        ):
+        if y_type != _MULTILABEL and y.ndim == 2:
+            if y_type != _MULTIOUTPUT:
+                raise ValueError(
+                    "BPClassifier takes one column of labels, a multilabel "
+                    "indicator matrix or several columns of labels; got a target "
+                    "of type %r." % y_type
+                )
+            self._set_column_classes(y, incremental, classes)
+            Y = np.zeros((y.shape[0], sum(len(c) for c in self.classes_)), dtype=X.dtype)
+            start = 0
+            for k, labels in enumerate(self.classes_):
+                index = np.searchsorted(labels, y[:, k])
+                Y[np.arange(y.shape[0]), start + index] = 1
+                start += len(labels)
+            if sp.issparse(X) and X.format != "csr":
+                X = X.tocsr()
+            return X, Y
+        if self._is_multioutput() and not (not incremental and (
+                not self.warm_start or not hasattr(self, "coefs_"))):
             raise ValueError(
-                "BPClassifier takes one column of labels or a multilabel "
-                "indicator matrix; got a target of type %r." % y_type
+                "The model was fitted on several columns of labels; y is of type "
+                "%r." % y_type
             )
         self._set_classes(y, y_type, incremental, classes)
         Y = self._label_binarizer.transform(y)
@@ -443,6 +522,47 @@ class BPClassifier(ClassifierMixin, BaseBP):
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
         return X, Y
+
+    def _set_column_classes(self, y, incremental, classes):
+        """The classes of each label column: found on a first pass, checked on
+        later ones (every label must be known; a batch need not hold each)."""
+        fitted = self._is_multioutput()
+        if hasattr(self, "classes_") and not fitted and (incremental or self.warm_start):
+            raise ValueError(
+                "The model was fitted on a target of type %r; y is of type %r."
+                % (self._label_binarizer.y_type_, _MULTIOUTPUT)
+            )
+        if fitted and (incremental or self.warm_start):
+            if len(self.classes_) != y.shape[1]:
+                raise ValueError("y has %d columns of labels where the model has %d."
+                                 % (y.shape[1], len(self.classes_)))
+            for k, labels in enumerate(self.classes_):
+                unseen = np.setdiff1d(unique_labels(y[:, k]), labels)
+                if len(unseen):
+                    raise ValueError("column %d of y has classes %s not in "
+                                     "classes_[%d]." % (k, unseen, k))
+            return
+        if incremental:
+            if classes is None or len(classes) != y.shape[1]:
+                raise ValueError(
+                    "With several columns of labels, partial_fit's first call needs "
+                    "classes: a list of %d arrays, the classes of each column."
+                    % y.shape[1]
+                )
+            column_classes = [unique_labels(c) for c in classes]
+            for k, labels in enumerate(column_classes):
+                unseen = np.setdiff1d(unique_labels(y[:, k]), labels)
+                if len(unseen):
+                    raise ValueError("column %d of y has classes %s that are not in "
+                                     "classes[%d]." % (k, unseen, k))
+        else:
+            column_classes = [unique_labels(y[:, k]) for k in range(y.shape[1])]
+        for k, labels in enumerate(column_classes):
+            if len(labels) < 2:
+                raise ValueError("BPClassifier needs at least 2 classes in each "
+                                 "column; column %d holds 1 class (%r)." % (k, labels[0]))
+        self.classes_ = column_classes
+        self._label_binarizer = None
 
     def _set_classes(self, y, y_type, incremental, classes):
         """Fit the label binarizer on a first pass; check y's labels otherwise."""
@@ -517,6 +637,9 @@ class BPClassifier(ClassifierMixin, BaseBP):
         """Each row's class weight, or None without class_weight."""
         if self.class_weight is None:
             return None
+        if self._is_multioutput():
+            raise ValueError("class_weight is not defined for several columns of "
+                             "labels (multiclass-multioutput targets).")
         if self._label_binarizer.y_type_ == _MULTILABEL:
             raise ValueError("class_weight is not defined for multilabel targets.")
         if incremental and self.class_weight == "balanced":
@@ -534,6 +657,20 @@ class BPClassifier(ClassifierMixin, BaseBP):
         """Rebuild the label binarizer of a loaded model and check its labels
         against the network's output layer."""
         classes = self.classes_
+        if isinstance(classes, list):
+            sizes = [len(c) if isinstance(c, np.ndarray) and c.ndim == 1 else 0
+                     for c in classes]
+            if not (classes and min(sizes) >= 2 and sum(sizes) == self.n_outputs_
+                    and self.out_activation_ == "softmax"
+                    and all(len(np.unique(c)) == len(c) for c in classes)):
+                raise ValueError(
+                    "classes_ (%d columns of labels) do not match the output layer "
+                    "(%s, %d outputs)." % (len(classes), self.out_activation_,
+                                           self.n_outputs_))
+            if any(not np.array_equal(np.sort(c), c) for c in classes):
+                raise ValueError("each array of classes_ must be sorted.")
+            self._label_binarizer = None
+            return
         if not isinstance(classes, np.ndarray) or classes.ndim != 1:
             raise ValueError("classes_ must be a 1-D array.")
         n = len(classes)
@@ -556,6 +693,18 @@ class BPClassifier(ClassifierMixin, BaseBP):
         binarizer.y_type_ = y_type
         binarizer.sparse_input_ = False
         self._label_binarizer = binarizer
+
+
+def _stack_columns(columns):
+    """Columns of labels as one (n_samples, n_columns) array; object dtype when
+    the columns' dtypes differ (as strings and ints would)."""
+    dtypes = {c.dtype for c in columns}
+    if len(dtypes) == 1:
+        return np.column_stack(columns)
+    out = np.empty((columns[0].shape[0], len(columns)), dtype=object)
+    for k, c in enumerate(columns):
+        out[:, k] = c
+    return out
 
 
 register(BPClassifier)

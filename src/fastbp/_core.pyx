@@ -143,6 +143,10 @@ cdef struct Net:
     int activation
     int out_activation
     int loss
+    # A softmax output split into blocks of these sizes (one per categorical
+    # target column), each its own softmax; NULL: one block of every output.
+    const Py_ssize_t* out_groups
+    Py_ssize_t n_out_groups
 
 
 # One optimizer step's settings, shared by the threads that apply it.
@@ -292,6 +296,23 @@ cdef inline void _softmax_row(floating* row, const floating* intercept,
         total += row[j]
     for j in range(n_cols):
         row[j] = row[j] / total
+
+
+cdef void _grouped_softmax(floating* z, const floating* intercept, Py_ssize_t n_rows,
+                           Py_ssize_t n_cols, const Py_ssize_t* groups,
+                           Py_ssize_t n_groups) noexcept nogil:
+    """z = softmax(z + intercept) in place, separately on each block of columns
+    of sizes groups[0..n_groups) (summing to n_cols). z: (n_rows, n_cols).
+
+    With the log-loss, each block's delta is still p - y: the loss is a sum of
+    one cross-entropy per block, each the canonical link of its softmax.
+    """
+    cdef Py_ssize_t i, g, start
+    for i in range(n_rows):
+        start = 0
+        for g in range(n_groups):
+            _softmax_row(z + i * n_cols + start, intercept + start, groups[g])
+            start += groups[g]
 
 
 cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t size,
@@ -577,8 +598,12 @@ cdef void _forward(const Net* net, const Block* block,
             _gemm(False, False, <int> n_rows, <int> units[l + 1], <int> units[l],
                   <floating> 1, a_prev, <int> units[l], coef[l], <int> units[l + 1],
                   <floating> 0, z, <int> units[l + 1])
-        _bias_activate(z, intercept[l], n_rows, units[l + 1],
-                       net.activation if l + 1 < n_layers else net.out_activation)
+        if l + 1 == n_layers and net.out_groups != NULL:
+            _grouped_softmax(z, intercept[l], n_rows, units[l + 1], net.out_groups,
+                             net.n_out_groups)
+        else:
+            _bias_activate(z, intercept[l], n_rows, units[l + 1],
+                           net.activation if l + 1 < n_layers else net.out_activation)
         a_prev = z
 
 
@@ -760,7 +785,8 @@ cdef class Trainer:
                  Py_ssize_t max_batch, int activation, int out_activation,
                  int loss, int solver, double alpha=0.0, double momentum=0.9,
                  bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
-                 double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1):
+                 double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1,
+                 object out_groups=None):
         cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
         cdef Py_ssize_t T = n_threads
         if self.units != NULL:
@@ -878,6 +904,11 @@ cdef class Trainer:
         self.net.activation = activation
         self.net.out_activation = out_activation
         self.net.loss = loss
+        groups = _group_table(out_groups, out_activation, self.units[L])
+        if groups is not None:
+            self.keep.append(groups)
+            self.net.out_groups = <const Py_ssize_t*> _address(groups)
+            self.net.n_out_groups = groups.shape[0]
         self.n_params = 0
         for l in range(L):
             self.n_params += self.units[l] * self.units[l + 1] + self.units[l + 1]
@@ -1355,8 +1386,20 @@ def max_threads():
 # Prediction
 # --------------------------------------------------------------------------
 
+def _group_table(object out_groups, int out_activation, Py_ssize_t n_outputs):
+    """out_groups as a validated intp array, or None for one softmax block."""
+    if out_groups is None:
+        return None
+    groups = np.ascontiguousarray(out_groups, dtype=np.intp)
+    if (out_activation != SOFTMAX or groups.ndim != 1 or groups.shape[0] < 1
+            or (groups < 1).any() or groups.sum() != n_outputs):
+        raise ValueError("out_groups must be positive block sizes summing to the "
+                         "outputs of a softmax layer")
+    return groups
+
+
 def predict(object X, list coefs, list intercepts, int activation,
-            int out_activation, floating[:, ::1] out):
+            int out_activation, floating[:, ::1] out, object out_groups=None):
     """out = forward(X) through the given layers, in row blocks, GIL released.
 
     X is an array or a ``Rows`` (dense or CSR) of out's dtype. A signal handler
@@ -1380,6 +1423,7 @@ def predict(object X, list coefs, list intercepts, int activation,
         raise ValueError("predict needs at least one layer")
     if rows.single != _is_single(<floating*> NULL):
         raise TypeError("X and out must share one dtype")
+    groups = _group_table(out_groups, out_activation, out.shape[1])
     # Our own lists hold every layer's array for the whole call, whatever
     # happens to the caller's lists meanwhile.
     coefs = list(coefs)
@@ -1430,6 +1474,9 @@ def predict(object X, list coefs, list intercepts, int activation,
     net.intercept = <void**> (table + L)
     net.activation = activation
     net.out_activation = out_activation
+    if groups is not None:
+        net.out_groups = <const Py_ssize_t*> _address(groups)
+        net.n_out_groups = groups.shape[0]
     block.x = &rows.c
     block.row_idx = NULL
     try:

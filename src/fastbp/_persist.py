@@ -29,7 +29,9 @@ strings such as ``feature_names_in_``), ``{"$random_state": {...}}`` and
 
 A file is written in format version 1 unless it holds ``$labels``, which needs
 version 2; so regressor files stay readable by every fastbp, and an older fastbp
-asked to load a classifier says to upgrade.
+asked to load a classifier says to upgrade. A classifier of several label
+columns stores ``classes_`` as a list of ``$labels``, one per column (readers
+from before that feature refuse such a file with a ModelFileError).
 
 Format version 3 holds a scikit-learn pipeline around a network: in place of
 ``params`` and ``attributes``, a ``"model"`` tree that
@@ -229,6 +231,9 @@ class _Writer:
         """JSON for one attribute or parameter called ``name``."""
         if name in _LABEL_ATTRIBUTES:
             self.uses_labels = True
+            if isinstance(value, list):
+                return [{"$labels": encode_labels(v, "%s[%d]" % (name, i))}
+                        for i, v in enumerate(value)]
             return {"$labels": encode_labels(value, name)}
         if value is None or isinstance(value, (bool, str)):
             return value
@@ -900,6 +905,9 @@ class _Reader:
     def __init__(self, specs, labels):
         self.specs = specs
         self.labels = labels
+        # A list of $labels (classes_ of several label columns) is allowed
+        # wherever $labels are.
+        self.label_lists = labels
         self.used = set()
         self.float_lists = []
 
@@ -950,7 +958,10 @@ class _Reader:
         if tag == "$random_state":
             return self.random_state(content, where)
         if tag == "$labels":
-            if where not in _LABEL_ATTRIBUTES:
+            if where not in _LABEL_ATTRIBUTES and not (
+                self.label_lists
+                and re.fullmatch(r"(%s)\[[0-9]+\]" % "|".join(_LABEL_ATTRIBUTES), where)
+            ):
                 raise ModelFileError("%s cannot hold $labels." % where)
             if not self.labels:
                 raise ModelFileError("$labels needs format_version %d."
@@ -1102,10 +1113,16 @@ def _build(cls, metadata, reader, alone):
         if name not in attributes:
             continue
         value = attributes[name]
-        if name in _LABEL_ATTRIBUTES and not (
-            isinstance(value, dict) and list(value) == ["$labels"]
-        ):
-            raise ModelFileError("%s must be stored as $labels." % name)
+
+        def is_labels(v):
+            return isinstance(v, dict) and list(v) == ["$labels"]
+
+        if name in _LABEL_ATTRIBUTES and not is_labels(value):
+            if not (isinstance(value, list) and value and reader.label_lists
+                    and all(is_labels(v) for v in value)):
+                raise ModelFileError(
+                    "%s must be stored as $labels (or a non-empty list of $labels)."
+                    % name)
         setattr(estimator, name, reader.decode(value, name))
     unused = sorted(set(reader.specs) - reader.used)
     if alone and unused:
@@ -1216,7 +1233,12 @@ def _check_state(est, cls):
             % (out, loss, [k for k, v in _LOSS_FOR_OUTPUT.items()
                            if _FAMILY[v] == family])
         )
-    if hasattr(est, "classes_"):
+    if hasattr(est, "classes_") and isinstance(est.classes_, list):
+        sizes = [len(c) for c in est.classes_]
+        if not (out == "softmax" and min(sizes) >= 2 and sum(sizes) == est.n_outputs_):
+            raise ModelFileError("%d outputs cannot give label columns of %s classes."
+                                 % (est.n_outputs_, sizes))
+    elif hasattr(est, "classes_"):
         n_classes = len(est.classes_)
         if not (est.n_outputs_ == n_classes
                 or (out == "logistic" and est.n_outputs_ == 1 and n_classes == 2)):

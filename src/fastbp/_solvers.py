@@ -66,6 +66,7 @@ def fit_lbfgs(est, X, Y, sample_weight, callback_data):
         _core.Solver.SGD,  # unused: loss_grad takes no optimizer step
         alpha=float(est.alpha),
         dense_input=not sp.issparse(X),
+        out_groups=est._output_groups(),
     )
 
     def loss_and_grad(x):

@@ -43,6 +43,9 @@ of skl2onnx's classifiers:
   and raises ``ValueError`` for a float64 graph or a multilabel model.
 - ``nocl``: True gives the class indices (int64) as labels.
 
+A classifier fitted on several columns of labels (multiclass-multioutput) is
+not exported: conversion raises ``NotImplementedError``.
+
 skl2onnx's pipeline parser asks every classifier inside a ``Pipeline`` for a
 ZipMap unless an option says otherwise, so in a pipeline pass
 ``options={BPClassifier: {"zipmap": False}}`` to keep the tensor (and to
@@ -375,6 +378,13 @@ def _nocl(operator):
 
 def _parse_bp_classifier(scope, model, inputs, custom_parsers=None):
     """Declare ``label`` and ``probabilities``; add a ZipMap only when asked."""
+    if model._is_multioutput():
+        raise NotImplementedError(
+            "This %s was fitted on several columns of labels (multiclass-"
+            "multioutput); fastbp.onnx does not export such a model, whose "
+            "predict_proba is a list of arrays. Export one model per column."
+            % type(model).__name__
+        )
     options = scope.get_options(model, dict(zipmap=False))
     operator = scope.declare_local_operator(CLASSIFIER_ALIAS, model)
     operator.inputs = inputs
