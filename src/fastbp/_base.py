@@ -1039,13 +1039,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                             self.coefs_, self.alpha)
         )
 
-    def _reached_stop_loss(self):
-        """Whether the training loss fell under stop_loss."""
-        if self.stop_loss is None or not self.loss_ < self.stop_loss:
+    def _reached_stop_loss(self, loss=None):
+        """Whether the training loss (of the last epoch, or ``loss``) fell
+        under stop_loss."""
+        loss = self.loss_ if loss is None else loss
+        if self.stop_loss is None or not loss < self.stop_loss:
             return False
         if self.verbose:
             print("Training loss %.8f is under stop_loss=%g. Stopping."
-                  % (self.loss_, self.stop_loss))
+                  % (loss, self.stop_loss))
         return True
 
     def _fit_threads(self, layer_units, batch_size):

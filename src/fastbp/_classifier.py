@@ -487,8 +487,17 @@ class BPClassifier(ClassifierMixin, BaseBP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        y_type = type_of_target(y)
+        columns = None
+        if y.ndim == 2 and y.dtype == object:
+            # Columns of different kinds (strings beside ints, as a data frame
+            # gives them) are checked one by one: they never sort together.
+            columns = [_label_column(y[:, k]) for k in range(y.shape[1])]
+            for column in columns:
+                check_classification_targets(column)
+            y_type = _MULTIOUTPUT
+        else:
+            check_classification_targets(y)
+            y_type = type_of_target(y)
         if y_type != _MULTILABEL and y.ndim == 2:
             if y_type != _MULTIOUTPUT:
                 raise ValueError(
@@ -496,11 +505,13 @@ class BPClassifier(ClassifierMixin, BaseBP):
                     "indicator matrix or several columns of labels; got a target "
                     "of type %r." % y_type
                 )
-            self._set_column_classes(y, incremental, classes)
+            if columns is None:
+                columns = [y[:, k] for k in range(y.shape[1])]
+            self._set_column_classes(columns, incremental, classes)
             Y = np.zeros((y.shape[0], sum(len(c) for c in self.classes_)), dtype=X.dtype)
             start = 0
             for k, labels in enumerate(self.classes_):
-                index = np.searchsorted(labels, y[:, k])
+                index = np.searchsorted(labels, columns[k])
                 Y[np.arange(y.shape[0]), start + index] = 1
                 start += len(labels)
             if sp.issparse(X) and X.format != "csr":
@@ -523,7 +534,7 @@ class BPClassifier(ClassifierMixin, BaseBP):
             X = X.tocsr()
         return X, Y
 
-    def _set_column_classes(self, y, incremental, classes):
+    def _set_column_classes(self, columns, incremental, classes):
         """The classes of each label column: found on a first pass, checked on
         later ones (every label must be known; a batch need not hold each)."""
         fitted = self._is_multioutput()
@@ -533,30 +544,31 @@ class BPClassifier(ClassifierMixin, BaseBP):
                 % (self._label_binarizer.y_type_, _MULTIOUTPUT)
             )
         if fitted and (incremental or self.warm_start):
-            if len(self.classes_) != y.shape[1]:
+            if len(self.classes_) != len(columns):
                 raise ValueError("y has %d columns of labels where the model has %d."
-                                 % (y.shape[1], len(self.classes_)))
+                                 % (len(columns), len(self.classes_)))
             for k, labels in enumerate(self.classes_):
-                unseen = np.setdiff1d(unique_labels(y[:, k]), labels)
+                unseen = np.setdiff1d(unique_labels(columns[k]), labels)
                 if len(unseen):
                     raise ValueError("column %d of y has classes %s not in "
                                      "classes_[%d]." % (k, unseen, k))
             return
         if incremental:
-            if classes is None or len(classes) != y.shape[1]:
+            if classes is None or len(classes) != len(columns):
                 raise ValueError(
                     "With several columns of labels, partial_fit's first call needs "
                     "classes: a list of %d arrays, the classes of each column."
-                    % y.shape[1]
+                    % len(columns)
                 )
-            column_classes = [unique_labels(c) for c in classes]
+            column_classes = [unique_labels(_label_column(np.asarray(c, dtype=object)))
+                              for c in classes]
             for k, labels in enumerate(column_classes):
-                unseen = np.setdiff1d(unique_labels(y[:, k]), labels)
+                unseen = np.setdiff1d(unique_labels(columns[k]), labels)
                 if len(unseen):
                     raise ValueError("column %d of y has classes %s that are not in "
                                      "classes[%d]." % (k, unseen, k))
         else:
-            column_classes = [unique_labels(y[:, k]) for k in range(y.shape[1])]
+            column_classes = [unique_labels(column) for column in columns]
         for k, labels in enumerate(column_classes):
             if len(labels) < 2:
                 raise ValueError("BPClassifier needs at least 2 classes in each "
@@ -693,6 +705,14 @@ class BPClassifier(ClassifierMixin, BaseBP):
         binarizer.y_type_ = y_type
         binarizer.sparse_input_ = False
         self._label_binarizer = binarizer
+
+
+def _label_column(column):
+    """An object column of labels as NumPy would type its values: strings stay
+    objects, numbers and booleans get their own dtype."""
+    if column.dtype == object and not any(isinstance(v, str) for v in column):
+        return np.array(column.tolist())
+    return column
 
 
 def _stack_columns(columns):

@@ -90,7 +90,7 @@ def fit_lbfgs(est, X, Y, sample_weight, callback_data):
             print("Iteration %d, loss = %.8f" % (est.n_iter_, loss))
         if reporter.end_epoch(loss, None):
             raise StopIteration
-        if est._reached_stop_loss():
+        if est._reached_stop_loss(loss):
             raise StopIteration
         reporter.begin_epoch()
 
