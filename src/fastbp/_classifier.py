@@ -554,7 +554,8 @@ class BPClassifier(ClassifierMixin, BaseBP):
                                      "classes_[%d]." % (k, unseen, k))
             return
         if incremental:
-            if classes is None or len(classes) != len(columns):
+            if (classes is None or len(classes) != len(columns)
+                    or any(np.ndim(c) != 1 for c in classes)):
                 raise ValueError(
                     "With several columns of labels, partial_fit's first call needs "
                     "classes: a list of %d arrays, the classes of each column."
