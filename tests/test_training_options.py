@@ -468,3 +468,35 @@ def test_n_jobs_threads_split_the_batch(regression_data):
     assert est._fit_threads([5, 100, 1], 2) == 2
     assert BPRegressor(n_jobs=-1)._fit_threads([5, 4, 1], 200) >= 1
     assert BPRegressor()._fit_threads([5, 4, 1], 200) == 1
+
+
+# --------------------------------------------------------------- command line
+
+
+def test_command_line_options_reach_the_model(tmp_path):
+    import os
+    import subprocess
+    import sysconfig
+
+    pd = pytest.importorskip("pandas")
+    script = os.path.join(sysconfig.get_path("scripts"), "fastbp")
+    if not os.path.exists(script):
+        pytest.fail("the fastbp console script is not installed; pip install -e .")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((120, 3)), columns=["a", "b", "c"])
+    frame["y"] = frame["a"] - frame["b"]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = subprocess.run(
+        [script, "fit", str(tmp_path / "data.csv"), "--target", "y", "--out",
+         str(tmp_path / "m.npz"), "--max-iter", "5", "--learning-rate", "cosine",
+         "--lr-decay", "0.5", "--warmup-fraction", "0.2", "--weight-init", "he_normal",
+         "--stop-loss", "1e-9", "--n-jobs", "1", "--random-state", "0"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    model = fastbp.load(tmp_path / "m.npz")
+    assert (model.learning_rate, model.lr_decay, model.warmup_fraction,
+            model.weight_init, model.stop_loss, model.n_jobs) == (
+        "cosine", 0.5, 0.2, "he_normal", 1e-9, 1)
+    bad = subprocess.run([script, "fit", str(tmp_path / "data.csv"), "--target", "y",
+                          "--n-jobs", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--n-jobs" in bad.stderr

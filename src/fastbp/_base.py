@@ -907,11 +907,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     # Python: a compiled multi-epoch loop must hand the epoch back to Python
     # whenever _needs_epoch_hooks() is true.
 
-    def _needs_epoch_hooks(self):
-        """Whether an option of this block needs Python between two epochs."""
-        return (self.learning_rate != "constant" or self.warmup_fraction > 0
-                or self.stop_loss is not None
-                or getattr(self, "validation_loss_curve_", None) is not None)
+    def _needs_epoch_hooks(self, validation):
+        """Whether an option of this block needs Python between two epochs of
+        a fit with this validation data (None: none)."""
+        return (validation is not None or self.learning_rate != "constant"
+                or self.warmup_fraction > 0 or self.stop_loss is not None)
 
     def _scheduled(self):
         """Whether invscaling and adaptive act on this solver: always on sgd, on

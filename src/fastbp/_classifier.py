@@ -30,7 +30,11 @@ class BPClassifier(ClassifierMixin, BaseBP):
     in compiled code with the GIL released.
 
     Binary and multilabel targets get a logistic output layer and the binary
-    log-loss; multiclass targets a softmax layer and the cross-entropy. Labels
+    log-loss; multiclass targets a softmax layer and the cross-entropy. Several
+    columns of labels (a multiclass-multioutput target, which scikit-learn's
+    MLPClassifier refuses) get one softmax block per column: ``predict``
+    returns one label per column, ``predict_proba`` a list of one array per
+    column and ``score`` the subset accuracy. Labels
     may be integers, strings, booleans, objects or pandas categoricals; a
     multilabel target is an indicator matrix.
 
@@ -56,8 +60,17 @@ class BPClassifier(ClassifierMixin, BaseBP):
     batch_size : int or 'auto', default='auto'
         Minibatch size; ``'auto'`` means ``min(200, n_samples)``.
 
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning-rate schedule for ``solver='sgd'``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'exponential'}, \
+default='constant'
+        Learning-rate schedule, set once per epoch. ``'invscaling'`` and
+        ``'adaptive'`` are scikit-learn's, for ``solver='sgd'`` (and Adam with
+        ``schedule_adam=True``). ``'cosine'``: epoch e runs at
+        ``learning_rate_init * (1 + cos(pi * e / max_iter)) / 2`` (held at its
+        last value past max_iter); ``'exponential'``: at ``learning_rate_init *
+        lr_decay ** e``; both for sgd and adam. ``fit`` counts e from 0;
+        ``partial_fit`` counts every epoch of the model (``len(loss_curve_)``),
+        so the schedule goes on across calls. Use a decay to settle into a
+        minimum without tuning the rate by hand.
 
     learning_rate_init : float, default=0.001
         The initial learning rate (sgd and adam).
@@ -92,6 +105,8 @@ class BPClassifier(ClassifierMixin, BaseBP):
         Use Nesterov's momentum with ``solver='sgd'``.
 
     early_stopping : bool, default=False
+        (With ``fit(..., eval_set=(X_val, y_val))``, the eval_set is watched
+        instead of a split of the training data.)
         Hold out ``validation_fraction`` of the data (stratified for binary
         targets, as scikit-learn does), stop when its accuracy stops improving
         and restore the best weights.
@@ -108,6 +123,67 @@ class BPClassifier(ClassifierMixin, BaseBP):
     max_fun : int, default=15000
         Maximum number of loss evaluations for ``solver='lbfgs'``.
 
+    lr_decay : float in (0, 1], default=0.95
+        Per-epoch factor of ``learning_rate='exponential'``: epoch e (from 0)
+        runs at ``learning_rate_init * lr_decay ** e``. Use it to anneal the
+        step when a constant rate keeps bouncing around the minimum.
+
+    warmup_fraction : float in [0, 1), default=0.0
+        Linear warm-up over the first ``W = ceil(warmup_fraction * max_iter)``
+        epochs: epoch e < W runs at its scheduled rate times ``(e + 1) / (W +
+        1)``. With ``'constant'``, ``'cosine'`` or ``'exponential'``. Use it when
+        the first epochs of a large rate blow the weights up.
+
+    schedule_adam : bool, default=False
+        Whether ``learning_rate='invscaling'`` and ``'adaptive'`` also act on
+        Adam's step (``learning_rate_init / (t_ + 1) ** power_t`` after each
+        epoch; ÷5 after a plateau instead of stopping, until under 1e-6), as
+        they act on sgd. False keeps scikit-learn's behaviour, where they are
+        sgd options and Adam's rate stays constant.
+
+    early_stopping_scoring : str, callable or None, default=None
+        The score early stopping watches: None is R² (regressor) or accuracy
+        (classifier) as in scikit-learn; a scorer name (``'neg_log_loss'``,
+        ``'neg_mean_squared_error'``...) or a callable ``scorer(est, X_val,
+        y_val[, sample_weight=])``, greater is better. Needs
+        ``early_stopping=True``. Use it when the metric you care about is not
+        the default one.
+
+    restore_best_weights : bool, default=True
+        With early stopping, end on the weights of the best validation epoch
+        (True, as scikit-learn) or on those of the last epoch (False). False
+        needs ``early_stopping=True``.
+
+    stop_loss : float or None, default=None
+        Stop as soon as the training loss of an epoch (an L-BFGS iteration)
+        falls under this value, without a ConvergenceWarning. Use it when a
+        known error level is good enough.
+
+    weight_init : {'glorot_uniform', 'he_uniform', 'he_normal', 'lecun_normal'}, \
+default='glorot_uniform'
+        How initial weights are drawn from ``random_state``. ``glorot_uniform``
+        is scikit-learn's draw (weights and intercepts uniform in ``±sqrt(6 /
+        (fan_in + fan_out))``, 2 instead of 6 for logistic). ``he_uniform``:
+        uniform in ``±sqrt(6 / fan_in)``; ``he_normal``: normal of variance
+        ``2 / fan_in``; ``lecun_normal``: variance ``1 / fan_in``; these three
+        start the intercepts at 0. He suits relu networks, LeCun selu/tanh.
+
+    coefs_init, intercepts_init : list of arrays or None, default=None
+        Initial weights (shapes ``(fan_in, fan_out)``) and intercepts
+        (``(fan_out,)``) of every layer, used instead of the drawn ones by a
+        fit that starts a new model. They are validated (shapes, real and
+        finite values), copied in the data's dtype and never modified; the
+        draws of ``weight_init`` still happen, so the shuffles are those of a
+        fit without them. Use them to start from a known or pretrained model.
+
+    n_jobs : int or None, default=None
+        Threads for the time of ``fit`` and ``predict`` only. None keeps the
+        automatic choice (one thread for small networks, OpenMP's threads for
+        large ones). An int fixes it: stochastic solvers split each minibatch
+        over ``n_jobs`` threads with BLAS on one thread; L-BFGS and predict run
+        BLAS on ``n_jobs`` threads (a process-wide limit while the call runs).
+        -1 means every core. Results are bitwise identical for a given n_jobs.
+
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes: each row's weight is its class's weight times
         its ``sample_weight``. ``'balanced'`` uses
@@ -119,8 +195,10 @@ class BPClassifier(ClassifierMixin, BaseBP):
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        The class labels (for multilabel targets, ``0 .. n_labels - 1``).
+    classes_ : ndarray of shape (n_classes,) or list of ndarray
+        The class labels (for multilabel targets, ``0 .. n_labels - 1``); for
+        several columns of labels, one array per column, as scikit-learn's
+        multi-output classifiers have it.
     coefs_ : list of ndarray of shape (n_in, n_out)
         The weight matrix of each layer.
     intercepts_ : list of ndarray of shape (n_out,)
@@ -135,6 +213,11 @@ class BPClassifier(ClassifierMixin, BaseBP):
         The validation accuracy of each epoch (None without early stopping).
     best_validation_score_ : float or None
         The best validation accuracy (None without early stopping).
+    validation_loss_curve_ : list of float
+        The loss of the validation rows (the internal split, or ``eval_set``)
+        after each epoch that had them: the same objective as ``loss_curve_``
+        (mean loss plus ``alpha / (2 n_val) * sum(W**2)``). Only set when a fit
+        had validation data.
     t_ : int
         The number of training samples seen by the optimizer.
     n_iter_ : int
