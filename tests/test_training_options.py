@@ -500,3 +500,61 @@ def test_command_line_options_reach_the_model(tmp_path):
     bad = subprocess.run([script, "fit", str(tmp_path / "data.csv"), "--target", "y",
                           "--n-jobs", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--n-jobs" in bad.stderr
+
+
+# ------------------------------------------------------------ combinations
+
+
+def _multioutput_case():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((120, 5))
+    y = np.column_stack([np.digitize(X[:, 0], [-0.5, 0.5]), X[:, 1] > 0]).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass", "multilabel",
+                                  "multioutput"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_options_combine_with_weights_sparse_and_partial_fit(kind, dtype):
+    # Full-batch training: a weight of 2 is a duplicated row, sparse X is
+    # dense X, and partial_fit epochs are fit epochs, with every option on.
+    if kind == "multioutput":
+        X, y = _multioutput_case()
+        Estimator = BPClassifier
+    else:
+        case = make_estimator_case(kind)
+        X, y, Estimator = case.X, case.y, case.Estimator
+    X = X.astype(dtype)
+    Xt, yt, Xv, yv = X[:100], y[:100], X[100:], y[100:]
+    twice = np.arange(100) < 30
+    weights = np.where(twice, 2.0, 1.0)
+    rows = np.concatenate([np.arange(100), np.flatnonzero(twice)])
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", batch_size=500, shuffle=False,
+                  learning_rate="cosine", warmup_fraction=0.2, learning_rate_init=0.1,
+                  weight_init="he_uniform", stop_loss=1e-12, n_jobs=1, max_iter=6,
+                  n_iter_no_change=np.inf, random_state=0)
+    weighted = Estimator(**params).fit(Xt, yt, sample_weight=weights, eval_set=(Xv, yv))
+    duplicated = Estimator(**params).fit(Xt[rows], yt[rows], eval_set=(Xv, yv))
+    sparse = Estimator(**params).fit(sp.csr_matrix(Xt), yt, sample_weight=weights,
+                                     eval_set=(sp.csr_matrix(Xv), yv))
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    for other in (duplicated, sparse):
+        for a, b in zip(weighted.coefs_ + weighted.intercepts_,
+                        other.coefs_ + other.intercepts_):
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_allclose(a, b, **tol)
+        np.testing.assert_allclose(weighted.validation_loss_curve_,
+                                   other.validation_loss_curve_, **tol)
+    assert len(weighted.validation_loss_curve_) == 6
+    # partial_fit: the same epochs one call at a time (the schedule goes on).
+    stepped = Estimator(**params)
+    for _ in range(6):
+        kwargs = {}
+        if Estimator is BPClassifier and kind != "multilabel":
+            kwargs["classes"] = (weighted.classes_ if kind == "multioutput"
+                                 else np.unique(y))
+        stepped.partial_fit(Xt, yt, sample_weight=weights, eval_set=(Xv, yv), **kwargs)
+    for a, b in zip(weighted.coefs_, stepped.coefs_):
+        np.testing.assert_allclose(a, b, **tol)
+    np.testing.assert_allclose(weighted.validation_loss_curve_,
+                               stepped.validation_loss_curve_, **tol)
