@@ -183,6 +183,8 @@ default='glorot_uniform'
         over ``n_jobs`` threads with BLAS on one thread; L-BFGS and predict run
         BLAS on ``n_jobs`` threads (a process-wide limit while the call runs).
         -1 means every core. Results are bitwise identical for a given n_jobs.
+        Threads help large layers only; on small networks, or with more threads
+        than idle cores, they slow a fit down (often several times).
 
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes: each row's weight is its class's weight times
