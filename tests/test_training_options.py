@@ -558,3 +558,12 @@ def test_options_combine_with_weights_sparse_and_partial_fit(kind, dtype):
         np.testing.assert_allclose(a, b, **tol)
     np.testing.assert_allclose(weighted.validation_loss_curve_,
                                stepped.validation_loss_curve_, **tol)
+
+
+def test_progress_lines_name_the_scorer(regression_data, capsys):
+    X, y = regression_data
+    BPRegressor(hidden_layer_sizes=(3,), max_iter=2, verbose=2, early_stopping=True,
+                early_stopping_scoring="neg_mean_absolute_error",
+                random_state=0).fit(X, y)
+    out = capsys.readouterr()
+    assert "neg_mean_absolute_error" in out.out + out.err

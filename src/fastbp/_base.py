@@ -1012,6 +1012,13 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         epoch = len(self.loss_curve_) if incremental else self.n_iter_
         state["learning_rate"] = self._epoch_learning_rate(epoch)
 
+    def _validation_score_name(self):
+        """What validation_scores_ hold, for progress lines and plots."""
+        scoring = self.early_stopping_scoring
+        if scoring is None:
+            return self._score_name
+        return scoring if isinstance(scoring, str) else "score"
+
     def _early_stopping_score(self, validation, out):
         """The task's score of the outputs, or early_stopping_scoring's."""
         scoring = self.early_stopping_scoring

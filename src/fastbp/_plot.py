@@ -123,7 +123,9 @@ class TrainingCurveDisplay:
             estimator_name=name or type(estimator).__name__,
             xlabel="iteration" if getattr(estimator, "solver", None) == "lbfgs"
             else "epoch",
-            score_name=getattr(type(estimator), "_score_name", None),
+            score_name=(estimator._validation_score_name()
+                        if hasattr(estimator, "_validation_score_name")
+                        else getattr(type(estimator), "_score_name", None)),
         )
         return display.plot(ax=ax, **kwargs)
 

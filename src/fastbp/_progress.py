@@ -86,8 +86,9 @@ class EpochReporter:
         }
         self.max_epochs = max_epochs
         # Plain ASCII for terminals: "R2", "accuracy".
-        self.score_name = getattr(type(estimator), "_score_name", "score").replace(
-            "²", "2")
+        name = getattr(estimator, "_validation_score_name", None)
+        name = name() if name else getattr(type(estimator), "_score_name", "score")
+        self.score_name = name.replace("²", "2")
         self.n_begun = 0
         self.started = None
         self.bar = None
