@@ -567,3 +567,79 @@ def test_progress_lines_name_the_scorer(regression_data, capsys):
                 random_state=0).fit(X, y)
     out = capsys.readouterr()
     assert "neg_mean_absolute_error" in out.out + out.err
+
+
+# --------------------------------------------------------- hostile model files
+
+
+def _saved_parts(est):
+    import io
+    import json
+    import zipfile
+
+    buffer = io.BytesIO()
+    est.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as zf:
+        metadata = json.loads(zf.read("metadata.json"))
+        arrays = {name[:-4]: np.load(io.BytesIO(zf.read(name)))
+                  for name in zf.namelist() if name.endswith(".npy")}
+    return metadata, arrays
+
+
+def _rebuilt(metadata, arrays):
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    metadata = dict(metadata)
+    metadata["arrays"] = {
+        k: {"dtype": a.dtype.str, "shape": list(a.shape),
+            "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+        for k, a in arrays.items()}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("metadata.json", json.dumps(metadata))
+        for k, a in arrays.items():
+            member = io.BytesIO()
+            np.save(member, a)
+            zf.writestr(k + ".npy", member.getvalue())
+    return io.BytesIO(out.getvalue())
+
+
+@pytest.mark.parametrize("edit", [
+    "coefs_init 3-D", "coefs_init a string", "validation curve too long",
+    "validation curve of strings", "learning_rate unknown", "warmup_fraction 1",
+    "weight_init unknown",
+])
+def test_hostile_training_option_files_are_refused(regression_data, edit):
+    import copy
+
+    from fastbp._persist import ModelFileError
+
+    X, y = regression_data
+    est = BPRegressor(hidden_layer_sizes=(2,), max_iter=2, random_state=0,
+                      coefs_init=[np.ones((5, 2)), np.ones((2, 1))])
+    est.fit(X, y, eval_set=(X, y))
+    metadata, arrays = _saved_parts(est)
+    assert fastbp.load(_rebuilt(metadata, arrays)) is not None  # the untouched file
+    metadata = copy.deepcopy(metadata)
+    params, attributes = metadata["params"], metadata["attributes"]
+    if edit == "coefs_init 3-D":
+        name = params["coefs_init"][0]["$array"]
+        arrays[name] = np.ones((5, 2, 1))
+    elif edit == "coefs_init a string":
+        params["coefs_init"] = ["weights"]
+    elif edit == "validation curve too long":
+        name = attributes["validation_loss_curve_"]["$floats"]
+        arrays[name] = np.ones(50)
+    elif edit == "validation curve of strings":
+        attributes["validation_loss_curve_"] = ["a", "b"]
+    elif edit == "learning_rate unknown":
+        params["learning_rate"] = "cyclic"
+    elif edit == "warmup_fraction 1":
+        params["warmup_fraction"] = 1.0
+    else:
+        params["weight_init"] = "orthogonal"
+    with pytest.raises(ModelFileError):
+        fastbp.load(_rebuilt(metadata, arrays))
