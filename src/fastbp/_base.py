@@ -388,8 +388,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
         units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         out = np.empty((X.shape[0], units[-1]), dtype=X.dtype)
-        threads = (predict_threads(units, X.shape[0]) if self.n_jobs is None
-                   else blas_threads(resolve_n_jobs(self.n_jobs)))
+        n_jobs = getattr(self, "n_jobs", None)  # None too for models of older pickles
+        threads = (predict_threads(units, X.shape[0]) if n_jobs is None
+                   else blas_threads(resolve_n_jobs(n_jobs)))
         with threads:
             _core.predict(
                 rows,
