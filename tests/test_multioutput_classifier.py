@@ -268,16 +268,40 @@ def test_hostile_label_lists_are_refused(data):
             fastbp.load(edited(change))
 
 
-def test_onnx_refuses_clearly(data):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("labels", ["int", "str", "mixed"])
+def test_onnx_matches_predict(data, dtype, labels):
+    ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("skl2onnx")
     from skl2onnx import to_onnx
 
     import fastbp.onnx  # noqa: F401  (registers the converters)
 
     X, y = data
-    est = BPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
-    with pytest.raises(NotImplementedError, match="several columns of labels"):
-        to_onnx(est, X[:1].astype(np.float32))
+    if labels == "int":
+        y = np.column_stack([np.searchsorted(["blue", "green", "red"], y[:, 0]),
+                             y[:, 1].astype(int)])
+    elif labels == "str":
+        y = y.astype(str)
+    X = X.astype(dtype)
+    est = BPClassifier(hidden_layer_sizes=(6,), max_iter=20, random_state=0).fit(X, y)
+    if labels == "mixed":
+        with pytest.raises(NotImplementedError, match="mix string and integer"):
+            to_onnx(est, X[:1])
+        onx = to_onnx(est, X[:1], options={BPClassifier: {"nocl": True}})
+        want = np.column_stack([p.argmax(axis=1) for p in est.predict_proba(X)])
+    else:
+        onx = to_onnx(est, X[:1])
+        want = est.predict(X)
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    got_labels, got_proba = session.run(None, {session.get_inputs()[0].name: X})
+    assert got_labels.shape == (150, 2)
+    assert got_labels.astype(want.dtype).tolist() == want.tolist()
+    np.testing.assert_allclose(got_proba, np.hstack(est.predict_proba(X)),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    with pytest.raises(ValueError, match="ZipMap"):
+        to_onnx(est, X[:1].astype(np.float32), options={BPClassifier: {"zipmap": True}})
 
 
 def test_trainer_helper_still_builds_single_output_networks():

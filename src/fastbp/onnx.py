@@ -43,8 +43,11 @@ of skl2onnx's classifiers:
   and raises ``ValueError`` for a float64 graph or a multilabel model.
 - ``nocl``: True gives the class indices (int64) as labels.
 
-A classifier fitted on several columns of labels (multiclass-multioutput) is
-not exported: conversion raises ``NotImplementedError``.
+A classifier fitted on several columns of labels (multiclass-multioutput)
+gives ``label`` of shape ``(n_samples, n_columns)`` (int64, or strings when
+every column's classes are strings; columns that mix the two need ``nocl``)
+and ``probabilities`` of shape ``(n_samples, n_outputs_)``: the blocks of
+``predict_proba``'s list side by side, in the order of ``classes_``.
 
 skl2onnx's pipeline parser asks every classifier inside a ``Pipeline`` for a
 ZipMap unless an option says otherwise, so in a pipeline pass
@@ -55,6 +58,8 @@ convert a float64 pipeline at all)::
 
 Requires the ``onnx`` extra: ``pip install fastbp[onnx]``.
 """
+
+import copy
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -222,12 +227,49 @@ def _network_nodes(scope, operator, container, output=None):
         if activation is None:
             a = z
             continue
+        if is_output and _groups(model) is not None:
+            _grouped_softmax_nodes(scope, container, z, output, _groups(model))
+            a = output
+            continue
         a = output if is_output else scope.get_unique_variable_name("a%d" % i)
         # Softmax normalises each row; axis=1 means that in every opset.
         attrs = {"axis": 1} if activation == "Softmax" else {}
         container.add_node(activation, z, a,
                            name=scope.get_unique_operator_name(activation), **attrs)
     return output
+
+
+def _groups(model):
+    """The sizes of a grouped softmax output (several label columns), or None."""
+    groups = getattr(model, "_output_groups", None)
+    return groups() if groups is not None else None
+
+
+def _block_indices(scope, container, groups):
+    """One int64 constant of output columns per block."""
+    names, start = [], 0
+    for k, size in enumerate(groups):
+        names.append(_add_constant(scope, container, "block%d" % k,
+                                   onnx_proto.TensorProto.INT64,
+                                   np.arange(start, start + size, dtype=np.int64)))
+        start += size
+    return names
+
+
+def _grouped_softmax_nodes(scope, container, z, output, groups):
+    """output = Concat(Softmax(z[:, block]) for each block), as the core
+    computes a softmax per label column."""
+    parts = []
+    for k, columns in enumerate(_block_indices(scope, container, groups)):
+        block = scope.get_unique_variable_name("z_block%d" % k)
+        container.add_node("Gather", [z, columns], block, axis=1,
+                           name=scope.get_unique_operator_name("Gather"))
+        proba = scope.get_unique_variable_name("proba_block%d" % k)
+        container.add_node("Softmax", block, proba, axis=1,
+                           name=scope.get_unique_operator_name("Softmax"))
+        parts.append(proba)
+    container.add_node("Concat", parts, output, axis=1,
+                       name=scope.get_unique_operator_name("Concat"))
 
 
 # ------------------------------------------------------------ BPRegressor
@@ -267,6 +309,24 @@ def _is_multilabel(model):
     return model._label_binarizer.y_type_ == _MULTILABEL
 
 
+def _column_labels(model, nocl):
+    """The (ONNX type, [array per column]) of a model of several label columns:
+    one label tensor needs every column to be int64, or every one strings."""
+    values = []
+    for classes in model.classes_:
+        column = copy.copy(model)
+        column.classes_ = classes
+        values.append(_label_values(column, nocl))
+    kinds = {proto for proto, _ in values}
+    if len(kinds) > 1:
+        raise NotImplementedError(
+            "The label columns of this %s mix string and integer classes, which "
+            "one ONNX label tensor cannot hold; use the nocl option (class "
+            "indices) or export one model per column." % type(model).__name__
+        )
+    return kinds.pop(), [v for _, v in values]
+
+
 def _label_values(model, nocl=False):
     """``classes_`` as the (ONNX type, array) of the label tensor.
 
@@ -302,6 +362,13 @@ def bp_classifier_shape_calculator(operator):
     """
     out_type, n = _check_io(operator, 2)
     model = operator.raw_operator
+    if model._is_multioutput():
+        proto = _column_labels(model, _nocl(operator))[0]
+        label_type = (StringTensorType if proto == onnx_proto.TensorProto.STRING
+                      else Int64TensorType)
+        operator.outputs[0].type = label_type([n, len(model.classes_)])
+        operator.outputs[1].type = out_type([n, model.n_outputs_])
+        return
     n_classes = len(model.classes_)
     if _is_multilabel(model):
         label_type = Int64TensorType([n, n_classes])
@@ -333,6 +400,32 @@ def convert_bp_classifier(scope, operator, container):
     model = operator.raw_operator
     label, proba = (v.full_name for v in operator.outputs)
     proto, dtype = _graph_dtype(operator)
+
+    if model._is_multioutput():
+        _network_nodes(scope, operator, container, output=proba)
+        label_proto, values = _column_labels(model, _nocl(operator))
+        blocks = _block_indices(scope, container, _groups(model))
+        labels = []
+        for k, (classes, columns) in enumerate(zip(values, blocks)):
+            classes_name = scope.get_unique_variable_name("classes%d" % k)
+            if label_proto == onnx_proto.TensorProto.STRING:
+                container.add_initializer(classes_name, label_proto, [len(classes)],
+                                          [c.encode("utf-8") for c in classes])
+            else:
+                container.add_initializer(classes_name, label_proto, [len(classes)],
+                                          numpy_helper.from_array(classes))
+            block = scope.get_unique_variable_name("proba_column%d" % k)
+            container.add_node("Gather", [proba, columns], block, axis=1,
+                               name=scope.get_unique_operator_name("Gather"))
+            index = scope.get_unique_variable_name("class_index%d" % k)
+            container.add_node("ArgMax", block, index, axis=1, keepdims=1,
+                               name=scope.get_unique_operator_name("ArgMax"))
+            labels.append(scope.get_unique_variable_name("label%d" % k))
+            container.add_node("Gather", [classes_name, index], labels[-1], axis=0,
+                               name=scope.get_unique_operator_name("Gather"))
+        container.add_node("Concat", labels, label, axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
+        return
 
     if _is_multilabel(model):
         _network_nodes(scope, operator, container, output=proba)
@@ -378,13 +471,6 @@ def _nocl(operator):
 
 def _parse_bp_classifier(scope, model, inputs, custom_parsers=None):
     """Declare ``label`` and ``probabilities``; add a ZipMap only when asked."""
-    if model._is_multioutput():
-        raise NotImplementedError(
-            "This %s was fitted on several columns of labels (multiclass-"
-            "multioutput); fastbp.onnx does not export such a model, whose "
-            "predict_proba is a list of arrays. Export one model per column."
-            % type(model).__name__
-        )
     options = scope.get_options(model, dict(zipmap=False))
     operator = scope.declare_local_operator(CLASSIFIER_ALIAS, model)
     operator.inputs = inputs
@@ -396,10 +482,10 @@ def _parse_bp_classifier(scope, model, inputs, custom_parsers=None):
     zipmap = options["zipmap"]
     if zipmap is False:
         return operator.outputs
-    if _is_multilabel(model):
+    if model._is_multioutput() or _is_multilabel(model):
         raise ValueError(
-            "A multilabel %s has no ZipMap form: its label output is an indicator "
-            "matrix. Convert it with options={%s: {'zipmap': False}}."
+            "A multilabel (or multi-column) %s has no ZipMap form: its label "
+            "output is a matrix. Convert it with options={%s: {'zipmap': False}}."
             % (type(model).__name__, type(model).__name__)
         )
     if not isinstance(inputs[0].type, FloatTensorType):
