@@ -484,9 +484,10 @@ def _parse_bp_classifier(scope, model, inputs, custom_parsers=None):
         return operator.outputs
     if model._is_multioutput() or _is_multilabel(model):
         raise ValueError(
-            "A multilabel (or multi-column) %s has no ZipMap form: its label "
-            "output is a matrix. Convert it with options={%s: {'zipmap': False}}."
-            % (type(model).__name__, type(model).__name__)
+            "A %s %s has no ZipMap form: its label output is a matrix. Convert it "
+            "with options={%s: {'zipmap': False}}."
+            % ("multi-column" if model._is_multioutput() else "multilabel",
+               type(model).__name__, type(model).__name__)
         )
     if not isinstance(inputs[0].type, FloatTensorType):
         # ONNX's ZipMap takes float32 probabilities only.
