@@ -643,3 +643,34 @@ def test_hostile_training_option_files_are_refused(regression_data, edit):
         params["weight_init"] = "orthogonal"
     with pytest.raises(ModelFileError):
         fastbp.load(_rebuilt(metadata, arrays))
+
+
+def test_command_line_trains_and_predicts_label_columns(tmp_path):
+    import os
+    import subprocess
+    import sysconfig
+
+    pd = pytest.importorskip("pandas")
+    script = os.path.join(sysconfig.get_path("scripts"), "fastbp")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((90, 2)), columns=["a", "b"])
+    frame["color"] = np.where(frame["a"] > 0, "red", "blue")
+    frame["size"] = np.digitize(frame["b"], [-0.5, 0.5])
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    fit = subprocess.run(
+        [script, "fit", str(tmp_path / "data.csv"), "--target", "color,size",
+         "--estimator", "classifier", "--max-iter", "5", "--out", str(tmp_path / "m.npz"),
+         "--random-state", "0"], capture_output=True, text=True, timeout=300)
+    assert fit.returncode == 0, fit.stderr
+    out = tmp_path / "pred.csv"
+    predict = subprocess.run(
+        [script, "predict", str(tmp_path / "m.npz"), str(tmp_path / "data.csv"),
+         "--proba", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert predict.returncode == 0, predict.stderr
+    table = pd.read_csv(out)
+    model = fastbp.load(tmp_path / "m.npz")
+    want = model.predict(frame[["a", "b"]])
+    assert table["label_0"].tolist() == want[:, 0].tolist()
+    proba = model.predict_proba(frame[["a", "b"]])
+    np.testing.assert_allclose(table[["proba_1_0", "proba_1_1", "proba_1_2"]],
+                               proba[1], rtol=1e-6)

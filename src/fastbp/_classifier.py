@@ -190,7 +190,8 @@ default='glorot_uniform'
         Weights of the classes: each row's weight is its class's weight times
         its ``sample_weight``. ``'balanced'`` uses
         ``n_samples / (n_classes * np.bincount(y))``. Use it when the classes
-        are imbalanced and the rare ones matter. Not for multilabel targets,
+        are imbalanced and the rare ones matter. Not for multilabel targets or
+        several columns of labels,
         and ``'balanced'`` not with ``partial_fit`` (its counts would change
         from batch to batch; pass a dict computed on the whole data instead).
         scikit-learn's ``MLPClassifier`` has no such parameter.

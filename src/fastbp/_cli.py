@@ -875,8 +875,14 @@ def run_predict(args):
         out = pd.DataFrame(pred, columns=["label_%d" % i for i in range(pred.shape[1])])
         if args.proba:
             proba = est.predict_proba(X)
-            for i in range(pred.shape[1]):
-                out["proba_%d" % i] = proba[:, i]
+            if isinstance(proba, list):
+                # Several columns of labels: one block of probabilities each.
+                for i, (block, classes) in enumerate(zip(proba, est.classes_)):
+                    for j, label in enumerate(classes):
+                        out["proba_%d_%s" % (i, label)] = block[:, j]
+            else:
+                for i in range(pred.shape[1]):
+                    out["proba_%d" % i] = proba[:, i]
     elif pred.ndim == 1:
         out = pd.DataFrame({"prediction": pred})
     else:
