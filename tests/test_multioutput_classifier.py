@@ -252,7 +252,7 @@ def test_hostile_label_lists_are_refused(data):
         meta["attributes"]["classes_"][1]["$labels"]["values"].pop()
 
     def old_version(meta):
-        meta["format_version"] = 2
+        meta["format_version"] = 1  # no labels at all in version 1
 
     def empty(meta):
         meta["attributes"]["classes_"] = []

@@ -560,7 +560,7 @@ def _fit_plain(args, frame, features, targets, kind):
     X_train, X_val, y_train, y_val = _split(args, X, y, kind, len(targets))
     est = _network(args, kind)
     check_network_size(est, len(X_train), len(features), len(targets))
-    return _train_and_save(args, est, _linear(kind), X_train, X_val, y_train, y_val, kind,
+    return _train_and_save(args, est, _linear(kind, len(targets)), X_train, X_val, y_train, y_val, kind,
                            {"preprocessing": "none",
                             "features": {"numeric": _capped(features)},
                             "rows": len(X)})
@@ -575,10 +575,15 @@ def _capped(names, n=1000):
     return names
 
 
-def _linear(kind):
+def _linear(kind, n_targets=1):
     if kind == "classifier":
         from sklearn.linear_model import LogisticRegression
 
+        if n_targets > 1:
+            # Several label columns: one logistic regression per column.
+            from sklearn.multioutput import MultiOutputClassifier
+
+            return MultiOutputClassifier(LogisticRegression(max_iter=1000))
         return LogisticRegression(max_iter=1000)
     from sklearn.linear_model import Ridge
 
@@ -629,7 +634,7 @@ def _fit_pipeline(args, frame, features, targets, kind):
     preprocess = ColumnTransformer(steps)
     net = _network(args, kind)
     if kind == "classifier":
-        model, baseline = net, _linear(kind)
+        model, baseline = net, _linear(kind, len(targets))
         target_how = "class labels"
     else:
         target = StandardScaler()
