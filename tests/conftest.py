@@ -195,3 +195,13 @@ def estimator_case(request):
 def classifier_case(request):
     """An :class:`EstimatorCase` for each classifier target kind."""
     return make_estimator_case(request.param)
+
+
+@pytest.fixture
+def python_epoch_loop(monkeypatch):
+    """Run the stochastic solvers' epoch loop in Python, one compiled epoch per
+    call of ``_core.train_epoch``, for tests that step into it epoch by epoch
+    (without it, a fit that nothing watches runs all its epochs in one call)."""
+    from fastbp import _base
+
+    monkeypatch.setattr(_base, "COMPILED_LOOP", False)

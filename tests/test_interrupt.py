@@ -57,6 +57,9 @@ def _no_escape(call, *args, **kwargs):
 
 def _interrupt_on_call(monkeypatch, k, when, target="train_epoch"):
     """Make the k-th call of ``_core.<target>`` raise KeyboardInterrupt."""
+    # One call per epoch: the per-epoch Python loop (the compiled loop has its
+    # own tests below, with real signals).
+    monkeypatch.setattr(regressor_module, "COMPILED_LOOP", False)
     real = getattr(regressor_module._core, target)
     calls = []
 
@@ -312,7 +315,7 @@ def _raised_in_core(exc):
     return False
 
 
-def test_sigint_during_a_long_epoch(monkeypatch):
+def test_sigint_during_a_long_epoch(monkeypatch, python_epoch_loop):
     # A real Ctrl-C while the compiled loop runs epoch 2 of a big fit. The
     # signal is sent once the loop has provably started that epoch (the
     # weights moved), so it lands inside the compiled call; the loop must

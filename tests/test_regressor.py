@@ -273,7 +273,7 @@ def test_dtype_of_parameters_and_predictions(data, X_dtype, y_dtype, expected):
 
 
 @ignore_convergence
-def test_float32_trains_in_float32_without_copies(data, monkeypatch):
+def test_float32_trains_in_float32_without_copies(data, monkeypatch, python_epoch_loop):
     X, y = data
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     y32 = y.astype(np.float32)
@@ -422,6 +422,7 @@ def untrainable(monkeypatch):
         raise AssertionError("training started on bad input")
 
     monkeypatch.setattr(regressor_module._core, "train_epoch", refuse)
+    monkeypatch.setattr(regressor_module._core, "train_epochs", refuse)
 
 
 @pytest.mark.parametrize("case", list(BAD_FIT_DATA), ids=list(BAD_FIT_DATA))

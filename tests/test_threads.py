@@ -269,7 +269,7 @@ def _blas_threads():
                   for i in threadpool_info() if i["user_api"] == "blas")
 
 
-def test_parallel_fits_leave_blas_threads_as_they_were(monkeypatch):
+def test_parallel_fits_leave_blas_threads_as_they_were(monkeypatch, python_epoch_loop):
     # Small networks pin BLAS to one thread for the duration of a fit. BLAS
     # thread counts are process-wide, so overlapping fits must not restore
     # each other's limits in the wrong order. Here fit A starts first and
@@ -316,7 +316,8 @@ def test_parallel_fits_leave_blas_threads_as_they_were(monkeypatch):
 
 
 def test_second_thread_is_refused_by_every_classifier_entry_point(monkeypatch,
-                                                                  classifier_case):
+                                                                  classifier_case,
+                                                                  python_epoch_loop):
     # While one thread fits a classifier, every other entry point called from
     # another thread raises RuntimeError, and the fit carries on untouched.
     # (test_transactions covers fit, partial_fit and predict for both estimators.)

@@ -120,6 +120,8 @@ def test_any_exception_after_training_started_changes_nothing(
 
     mp = pytest.MonkeyPatch()
     mp.setattr(target, where, failing, raising=False)
+    # One call of train_epoch per epoch: the per-epoch Python loop.
+    mp.setattr(base_module, "COMPILED_LOOP", False)
     if mode == "warm_start":
         for e in (est, before):
             e.set_params(warm_start=True, max_iter=6, tol=0, n_iter_no_change=99)
@@ -203,7 +205,8 @@ def test_adam_with_an_absurd_rate_never_passes_silently(kind, lr):
 
 
 @pytest.mark.parametrize("kind", ESTIMATORS)
-def test_second_thread_cannot_fit_or_predict_while_one_fits(kind, monkeypatch):
+def test_second_thread_cannot_fit_or_predict_while_one_fits(kind, monkeypatch,
+                                                          python_epoch_loop):
     """The first fit carries on untouched; the others get a clear RuntimeError."""
     X, y = _data(kind)
     est = ESTIMATORS[kind](hidden_layer_sizes=(5,), max_iter=4, tol=0,

@@ -92,6 +92,11 @@ WEIGHT_INITS = ("glorot_uniform", "he_uniform", "he_normal", "lecun_normal")
 # having; see _check_not_exploded.
 _LOSS_ROSE = 1e6
 
+# Run the stochastic epoch loop in one compiled call when nothing watches it
+# from Python (see BaseBP._compiled_loop_state). False runs the Python loop
+# always; tests that step into the loop epoch by epoch set it so.
+COMPILED_LOOP = True
+
 # Which thread is fitting each estimator right now (see ``_exclusive``).
 _FITTING = weakref.WeakKeyDictionary()
 _FITTING_LOCK = threading.Lock()
@@ -765,6 +770,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     def _run_epochs(self, trainer, rows, Y, weights, train_idx, n_train, batch_size,
                     validation, incremental, callback_data):
         """The epoch loop: shuffle, one compiled epoch, bookkeeping, stopping."""
+        rng_state = self._compiled_loop_state(validation, train_idx)
+        if rng_state is not None:
+            self._run_epochs_compiled(trainer, rows, Y, weights, n_train, batch_size,
+                                      incremental, rng_state)
+            return
         state = self._optimizer_state
         gather = bool(self.shuffle or train_idx is not None)
         sample_idx = np.arange(n_train, dtype=np.intp)
@@ -835,6 +845,104 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             warnings.warn("Training interrupted by user.")
         finally:
             reporter.close()
+
+    def _compiled_loop_state(self, validation, train_idx):
+        """The legacy MT19937 state of ``_random_state`` when the whole epoch
+        loop can run in compiled code, else None.
+
+        It can when nothing looks at the epochs from Python (no verbose output,
+        no callbacks, no early stopping to score), the schedule is one the
+        compiled loop knows, and the random state is a plain MT19937, whose
+        shuffles the compiled loop draws itself.
+        """
+        if (
+            not COMPILED_LOOP
+            or validation is not None
+            or train_idx is not None
+            or self.verbose
+            or getattr(self, "_skl_callbacks", None)
+            or self.learning_rate not in ("constant", "invscaling", "adaptive")
+            or type(self._random_state) is not np.random.RandomState
+        ):
+            return None
+        rng_state = self._random_state.get_state(legacy=False)
+        if rng_state.get("bit_generator") != "MT19937":
+            return None
+        return rng_state
+
+    def _run_epochs_compiled(self, trainer, rows, Y, weights, n_train, batch_size,
+                             incremental, rng_state):
+        """``_run_epochs`` in one compiled call: the same shuffles, stopping rule,
+        schedules, divergence and Ctrl-C handling, without Python per epoch."""
+        state = self._optimizer_state
+        sgd = self.solver == "sgd"
+        max_epochs = 1 if incremental else self.max_iter
+        loop = _core.EpochLoop(
+            lr=float(state["learning_rate"]),
+            lr0=float(self.learning_rate_init),
+            power_t=float(self.power_t),
+            tol=float(self.tol),
+            n_iter_no_change=float(self.n_iter_no_change),
+            best_loss=float(self.best_loss_),
+            invscaling=sgd and self.learning_rate == "invscaling",
+            adaptive=sgd and self.learning_rate == "adaptive",
+            shuffle=bool(self.shuffle),
+            adam_t=int(state["t"]),
+            t=int(self.t_),
+            no_improvement=int(self._no_improvement_count),
+            key=np.array(rng_state["state"]["key"], dtype=np.uint32),
+            pos=int(rng_state["state"]["pos"]),
+            max_epochs=max_epochs,
+        )
+        sample_weight, weight_scale = weights if weights is not None else (None, 1.0)
+        sample_idx = np.arange(n_train, dtype=np.intp)
+        try:
+            _core.train_epochs(trainer, rows, Y, sample_idx, loop, batch_size,
+                               sample_weight, weight_scale)
+        except KeyboardInterrupt:
+            self._take_loop(loop, state)
+            warnings.warn("Training interrupted by user.")
+            return
+        finally:
+            rng_state["state"] = {"key": loop.key, "pos": loop.pos}
+            self._random_state.set_state(rng_state)
+        self._take_loop(loop, state)
+        if loop.stop == _core.Stop.STOP_DIVERGED:
+            if self.n_iter_ == 1:
+                raise ValueError(
+                    "%s %s The model was left as it was before this call."
+                    % (DIVERGED, DIVERGED_ADVICE)
+                )
+            self.loss_ = self.loss_curve_[-2]
+            warnings.warn(
+                "Training diverged at epoch %d (the loss or the weights became "
+                "non-finite). Stopped and restored the weights of epoch %d. %s"
+                % (self.n_iter_, self.n_iter_ - 1, DIVERGED_ADVICE),
+                ConvergenceWarning,
+            )
+        elif (loop.stop == _core.Stop.STOP_MAX_EPOCHS and not incremental
+              and self.n_iter_ == self.max_iter):
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) "
+                "reached and the optimization hasn't converged yet."
+                % self.max_iter,
+                ConvergenceWarning,
+            )
+
+    def _take_loop(self, loop, state):
+        """The estimator's record of the epochs a compiled loop completed."""
+        n_done = loop.n_done
+        if n_done == 0:
+            return
+        losses = loop.losses[:n_done].tolist()
+        self.loss_curve_.extend(losses)
+        self.loss_ = losses[-1]
+        self.n_iter_ += n_done
+        self.t_ = loop.t
+        self.best_loss_ = loop.best_loss
+        self._no_improvement_count = loop.no_improvement
+        state["t"] = loop.adam_t
+        state["learning_rate"] = loop.lr
 
     def _diverged(self, checkpoint):
         first_epoch = self.n_iter_ == 1

@@ -1498,3 +1498,6 @@ def predict(object X, list coefs, list intercepts, int activation,
         free(work)
         free(units)
         free(table)
+
+
+include "_epochs.pxi"

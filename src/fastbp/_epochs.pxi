@@ -1,0 +1,275 @@
+# Authors: The fastbp developers
+# SPDX-License-Identifier: BSD-3-Clause
+# Included by _core.pyx: many epochs in one compiled call.
+#
+# When nothing watches the epochs from Python (no verbose output, no
+# callbacks, no early stopping to score), the whole stochastic loop runs here:
+# the shuffle of each epoch, the epoch itself, the loss-based stopping rule and
+# the learning-rate schedules, and the per-epoch checkpoint. The shuffle is
+# drawn from the estimator's MT19937 state exactly as ``RandomState.shuffle``
+# draws it, so the rows come in the same order as in scikit-learn.
+
+from libc.stdint cimport uint32_t, uint64_t
+from libc.math cimport isfinite
+
+cdef extern from *:
+    """
+    /* MT19937 (Matsumoto and Nishimura, 1998) as a 624-word state and a
+       position, the layout of numpy's legacy RandomState state. */
+    #define FASTBP_MT_N 624
+    #define FASTBP_MT_M 397
+
+    static void fastbp_mt_refill(uint32_t* key)
+    {
+        const uint32_t upper = 0x80000000UL, lower = 0x7fffffffUL;
+        const uint32_t matrix_a = 0x9908b0dfUL;
+        uint32_t y;
+        int i;
+        for (i = 0; i < FASTBP_MT_N - FASTBP_MT_M; i++) {
+            y = (key[i] & upper) | (key[i + 1] & lower);
+            key[i] = key[i + FASTBP_MT_M] ^ (y >> 1) ^ ((0U - (y & 1U)) & matrix_a);
+        }
+        for (; i < FASTBP_MT_N - 1; i++) {
+            y = (key[i] & upper) | (key[i + 1] & lower);
+            key[i] = key[i + FASTBP_MT_M - FASTBP_MT_N] ^ (y >> 1)
+                     ^ ((0U - (y & 1U)) & matrix_a);
+        }
+        y = (key[FASTBP_MT_N - 1] & upper) | (key[0] & lower);
+        key[FASTBP_MT_N - 1] = key[FASTBP_MT_M - 1] ^ (y >> 1)
+                               ^ ((0U - (y & 1U)) & matrix_a);
+    }
+
+    static uint32_t fastbp_mt_next32(uint32_t* key, Py_ssize_t* pos)
+    {
+        uint32_t y;
+        if (*pos >= FASTBP_MT_N) {
+            fastbp_mt_refill(key);
+            *pos = 0;
+        }
+        y = key[(*pos)++];
+        y ^= (y >> 11);
+        y ^= (y << 7) & 0x9d2c5680UL;
+        y ^= (y << 15) & 0xefc60000UL;
+        y ^= (y >> 18);
+        return y;
+    }
+
+    /* A uniform integer in [0, max]: draws masked to the smallest all-ones
+       mask >= max, rejected while above max; 32-bit draws while max fits. */
+    static uint64_t fastbp_mt_interval(uint32_t* key, Py_ssize_t* pos, uint64_t max)
+    {
+        uint64_t mask = max, value;
+        if (max == 0)
+            return 0;
+        mask |= mask >> 1;
+        mask |= mask >> 2;
+        mask |= mask >> 4;
+        mask |= mask >> 8;
+        mask |= mask >> 16;
+        mask |= mask >> 32;
+        if (max <= 0xffffffffULL) {
+            while ((value = (fastbp_mt_next32(key, pos) & mask)) > max)
+                ;
+        } else {
+            do {
+                value = ((uint64_t) fastbp_mt_next32(key, pos)) << 32;
+                value |= fastbp_mt_next32(key, pos);
+                value &= mask;
+            } while (value > max);
+        }
+        return value;
+    }
+    """
+    uint64_t fastbp_mt_interval(uint32_t* key, Py_ssize_t* pos, uint64_t max) noexcept nogil
+
+
+cdef void _mt_shuffle(Py_ssize_t* x, Py_ssize_t n, uint32_t* key,
+                      Py_ssize_t* pos) noexcept nogil:
+    """Permute x in place with the swaps ``RandomState.shuffle`` makes."""
+    cdef Py_ssize_t i, j, tmp
+    i = n - 1
+    while i > 0:
+        j = <Py_ssize_t> fastbp_mt_interval(key, pos, <uint64_t> i)
+        tmp = x[i]
+        x[i] = x[j]
+        x[j] = tmp
+        i -= 1
+
+
+def mt_shuffle(Py_ssize_t[::1] x, uint32_t[::1] key, Py_ssize_t pos):
+    """Shuffle x in place from an MT19937 state (``key``, 624 words, changed in
+    place, and ``pos``) as ``RandomState.shuffle`` would; returns the new pos."""
+    if key.shape[0] != 624 or not 0 <= pos <= 624:
+        raise ValueError("not an MT19937 state")
+    if x.shape[0] > 1:
+        with nogil:
+            _mt_shuffle(&x[0], x.shape[0], &key[0], &pos)
+    return pos
+
+
+# Why train_epochs stopped.
+cpdef enum Stop:
+    STOP_MAX_EPOCHS = 0    # it ran every epoch it was given
+    STOP_NO_CHANGE = 1     # the training loss stopped improving (tol, n_iter_no_change)
+    STOP_DIVERGED = 2      # the last epoch was not finite; its weights were undone
+
+
+cdef class EpochLoop:
+    """The settings and the running state of one ``train_epochs`` call.
+
+    The estimator's loop state goes in (``lr``, ``adam_t``, ``t``,
+    ``best_loss``, ``no_improvement``, the MT19937 ``key`` and ``pos``), and
+    comes back after the last completed epoch, also when the call ends by an
+    exception (Ctrl-C): an epoch cut short is undone, weights and all.
+    ``losses[:n_done]`` are the epochs' mean training losses, the last one
+    non-finite if the loop stopped on divergence.
+    """
+
+    cdef public double lr, lr0, power_t, tol, n_iter_no_change, best_loss
+    cdef public bint invscaling, adaptive, shuffle
+    cdef public Py_ssize_t adam_t, t, no_improvement, n_done, pos
+    cdef public int stop
+    cdef public object key, losses
+
+    def __init__(self, *, double lr, double lr0, double power_t, double tol,
+                 double n_iter_no_change, double best_loss, bint invscaling,
+                 bint adaptive, bint shuffle, Py_ssize_t adam_t, Py_ssize_t t,
+                 Py_ssize_t no_improvement, object key, Py_ssize_t pos,
+                 Py_ssize_t max_epochs):
+        self.lr = lr
+        self.lr0 = lr0
+        self.power_t = power_t
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best_loss = best_loss
+        self.invscaling = invscaling
+        self.adaptive = adaptive
+        self.shuffle = shuffle
+        self.adam_t = adam_t
+        self.t = t
+        self.no_improvement = no_improvement
+        self.key = key
+        self.pos = pos
+        self.losses = np.empty(max(max_epochs, 0), dtype=np.float64)
+        self.n_done = 0
+        self.stop = STOP_MAX_EPOCHS
+
+
+cdef int _loop_epochs(Trainer tr, EpochLoop loop, Block* epoch, const floating* Y,
+                      const floating* sample_weight, double weight_scale,
+                      Py_ssize_t batch_size, Py_ssize_t max_epochs, double* losses,
+                      uint32_t* key) except -1 nogil:
+    """The epochs of ``train_epochs``, each as the Python loop of
+    ``BaseBP._run_epochs`` runs it; loop holds the state after each one."""
+    cdef Py_ssize_t e, n = epoch.n_rows
+    cdef Py_ssize_t* order = <Py_ssize_t*> epoch.row_idx
+    cdef EpochResult result
+    cdef double loss
+    cdef Poll poll = _start_polling(tr.poll_signals)
+    for e in range(max_epochs):
+        tr._copy(True)
+        if loop.shuffle:
+            _mt_shuffle(order, n, key, &loop.pos)
+        result.adam_t = loop.adam_t
+        if _run_epoch(tr, epoch, Y, sample_weight, weight_scale, batch_size,
+                      loop.lr, &result) < 0:
+            # Cut inside the epoch: back to the last completed one.
+            tr._copy(False)
+            return -1
+        loss = result.loss / n
+        losses[e] = loss
+        loop.n_done += 1
+        if loss > loop.best_loss - loop.tol:
+            loop.no_improvement += 1
+        else:
+            loop.no_improvement = 0
+        if loss < loop.best_loss:
+            loop.best_loss = loss
+        if not (isfinite(loss) and isfinite(result.coef_sq + result.intercept_sq)):
+            tr._copy(False)
+            loop.stop = STOP_DIVERGED
+            return 0
+        loop.adam_t = result.adam_t
+        loop.t += n
+        if loop.invscaling:
+            loop.lr = loop.lr0 / pow(<double> (loop.t + 1), loop.power_t)
+        if loop.no_improvement > loop.n_iter_no_change:
+            if not loop.adaptive or loop.lr <= 1e-6:
+                loop.stop = STOP_NO_CHANGE
+                return 0
+            loop.lr /= 5.0
+            loop.no_improvement = 0
+        if e + 1 < max_epochs:
+            _poll(&poll)
+    return 0
+
+
+def train_epochs(Trainer trainer, object X, const floating[:, ::1] Y,
+                 Py_ssize_t[::1] sample_idx, EpochLoop loop, Py_ssize_t batch_size,
+                 object sample_weight=None, double weight_scale=1.0):
+    """Up to ``len(loop.losses)`` epochs over the rows X[sample_idx], in one call.
+
+    ``sample_idx`` (a permutation of the rows of X, or any row indices) is
+    shuffled in place before each epoch when ``loop.shuffle``; the stopping
+    rule on the training loss, the invscaling and adaptive schedules and the
+    checkpoint of each epoch are those of ``BaseBP._run_epochs``. X, Y,
+    ``sample_weight`` and ``weight_scale`` are as for ``train_epoch``. A signal
+    handler that raises (Ctrl-C) stops the loop between batches or epochs and
+    its exception propagates, with the model and ``loop`` as they were after
+    the last completed epoch.
+    """
+    cdef Rows rows = _as_rows(X)
+    cdef Py_ssize_t k, n, n_rows = rows.c.n_rows, max_epochs
+    cdef Block epoch
+    cdef const floating[::1] sw_view
+    cdef const floating* sw = NULL
+    cdef uint32_t[::1] key = loop.key
+    cdef double[::1] losses = loop.losses
+    cdef Py_ssize_t* order = NULL
+    if (rows.single != trainer.single
+            or _is_single(<floating*> NULL) != trainer.single):
+        raise TypeError("X, Y and the parameters must share one dtype")
+    if rows.c.n_features != trainer.units[0] or Y.shape[1] != trainer.units[trainer.n_layers]:
+        raise ValueError("X or Y columns do not match the network")
+    if Y.shape[0] != n_rows or not (1 <= batch_size <= trainer.max_batch):
+        raise ValueError("Y rows or batch_size do not match")
+    if trainer.moment_1[0] == NULL:
+        raise ValueError("the Trainer has no optimizer state")
+    if rows.c.dense != NULL and trainer.act[0] == NULL:
+        raise ValueError("the Trainer has no gather buffer for dense rows")
+    if not weight_scale > 0:
+        raise ValueError("weight_scale must be positive")
+    if key.shape[0] != 624 or not 0 <= loop.pos <= 624:
+        raise ValueError("loop.key and loop.pos are not an MT19937 state")
+    if sample_weight is not None:
+        sw_view = sample_weight
+        if sw_view.shape[0] != n_rows:
+            raise ValueError("sample_weight does not have one value per row of X")
+        if n_rows > 0:
+            sw = &sw_view[0]
+    n = sample_idx.shape[0]
+    max_epochs = losses.shape[0] - loop.n_done
+    if n == 0 or max_epochs <= 0:
+        return
+    # As in train_epoch, the loop reads a private copy of the order, checked
+    # after it was taken; it goes back to sample_idx when the call ends.
+    order = <Py_ssize_t*> malloc(n * sizeof(Py_ssize_t))
+    if order == NULL:
+        raise MemoryError()
+    memcpy(order, &sample_idx[0], n * sizeof(Py_ssize_t))
+    for k in range(n):
+        if not 0 <= order[k] < n_rows:
+            free(order)
+            raise ValueError("sample_idx holds a row index out of range")
+    epoch.x = &rows.c
+    epoch.a0 = NULL
+    epoch.row_idx = order
+    epoch.start = 0
+    epoch.n_rows = n
+    try:
+        with nogil:
+            _loop_epochs(trainer, loop, &epoch, _first(Y), sw, weight_scale,
+                         batch_size, max_epochs, &losses[loop.n_done], &key[0])
+    finally:
+        memcpy(&sample_idx[0], order, n * sizeof(Py_ssize_t))
+        free(order)
