@@ -23,32 +23,24 @@ from fastbp import BPRegressor, _base, _core
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_mt_shuffle_is_randomstate_shuffle(seed):
+def test_shuffle_rows_is_randomstate_shuffle(seed):
     sizes = [0, 1, 2, 3, 7, 32, 100, 353, 623, 624, 625, 1000, 4097, 70_001]
     rs = np.random.RandomState(seed)
     # Start anywhere in the state, with or without a cached Gaussian.
     rs.random_sample(seed * 37)
     if seed % 2:
         rs.standard_normal()
+    twin = np.random.RandomState()
+    twin.set_state(rs.get_state())
     for n in sizes:
-        state = rs.get_state()
-        key, pos = state[1].copy(), state[2]
         x = np.arange(n, dtype=np.intp) * 5 - 3
         expected = x.copy()
-        rs.shuffle(expected)
-        pos = _core.mt_shuffle(x, key, pos)
+        twin.shuffle(expected)
+        _core.shuffle_rows(x, rs)
         np.testing.assert_array_equal(x, expected)
-        after = rs.get_state()
-        np.testing.assert_array_equal(key, after[1])
-        assert pos == after[2]
-
-
-def test_mt_shuffle_refuses_a_bad_state():
-    x = np.arange(5, dtype=np.intp)
-    with pytest.raises(ValueError, match="MT19937"):
-        _core.mt_shuffle(x, np.zeros(623, dtype=np.uint32), 0)
-    with pytest.raises(ValueError, match="MT19937"):
-        _core.mt_shuffle(x, np.zeros(624, dtype=np.uint32), 625)
+        after, twin_after = rs.get_state(), twin.get_state()
+        np.testing.assert_array_equal(after[1], twin_after[1])
+        assert after[2:] == twin_after[2:]
 
 
 _FITTED = ("coefs_", "intercepts_", "loss_", "loss_curve_", "best_loss_", "n_iter_",
@@ -193,21 +185,19 @@ def test_compiled_loop_first_epoch_divergence_changes_nothing(monkeypatch):
         np.testing.assert_array_equal(p, q)
 
 
-def test_other_bit_generators_take_the_python_loop(monkeypatch, estimator_case):
-    # Only MT19937 is drawn in compiled code; a RandomState over another bit
-    # generator shuffles in Python, with the same result as before.
-    monkeypatch.setattr(_base, "COMPILED_LOOP", True)
-    X, y = estimator_case.X, estimator_case.y
-    called = []
-    real = _core.train_epoch
-    monkeypatch.setattr(_core, "train_epoch",
-                        lambda *a, **k: called.append(1) or real(*a, **k))
-    rs = np.random.RandomState(np.random.PCG64(0))
-    est = estimator_case(hidden_layer_sizes=(4,), max_iter=3, random_state=rs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
-    assert len(called) == 3
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.Philox])
+def test_compiled_loop_with_other_bit_generators(monkeypatch, estimator_case,
+                                                 bit_generator):
+    # A RandomState over another bit generator shuffles as it would in Python.
+    def run():
+        rs = np.random.RandomState(bit_generator(5))
+        est = estimator_case(hidden_layer_sizes=(4,), max_iter=3, random_state=rs)
+        est.fit(estimator_case.X, estimator_case.y)
+        return est, rs.get_state(legacy=False)
+
+    (c, c_rng), (p, p_rng) = _both_loops(monkeypatch, run)
+    _assert_same_model(c, p)
+    assert repr(c_rng) == repr(p_rng)
 
 
 def test_sigint_in_the_compiled_loop_keeps_the_last_completed_epoch(monkeypatch):

@@ -97,6 +97,11 @@ _LOSS_ROSE = 1e6
 # always; tests that step into the loop epoch by epoch set it so.
 COMPILED_LOOP = True
 
+# Parameter settings that passed validation, per class (see
+# BaseBP._validate_params); bounded, as a search may try many settings.
+_VALID_PARAMS = {}
+_VALID_PARAMS_MAX = 4096
+
 # Which thread is fitting each estimator right now (see ``_exclusive``).
 _FITTING = weakref.WeakKeyDictionary()
 _FITTING_LOCK = threading.Lock()
@@ -263,6 +268,75 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         self.coefs_init = coefs_init
         self.intercepts_init = intercepts_init
         self.n_jobs = n_jobs
+
+    # ------------------------------------------------------- fast set-up
+
+    @classmethod
+    def _param_names_cached(cls):
+        names = cls.__dict__.get("_param_names_cache")
+        if names is None:
+            names = tuple(cls._get_param_names())
+            cls._param_names_cache = names
+        return names
+
+    def _validate_params(self):
+        """scikit-learn's parameter validation, once per setting.
+
+        The constraints of every parameter depend on its value and type alone,
+        so a setting (class, and each parameter's type and value) that passed
+        once passes again: a search that fits one setting on many folds
+        validates it once. Settings with unhashable values (a list of layer
+        sizes) are validated every time.
+        """
+        cls = type(self)
+        try:
+            key = (cls,) + tuple(
+                (type(v), v) for v in (getattr(self, n) for n in cls._param_names_cached())
+            )
+            known = key in _VALID_PARAMS
+        except TypeError:  # an unhashable value
+            key, known = None, False
+        if known:
+            return
+        super()._validate_params()
+        if key is not None:
+            if len(_VALID_PARAMS) >= _VALID_PARAMS_MAX:
+                _VALID_PARAMS.clear()
+            _VALID_PARAMS[key] = True
+
+    def _validate_fit_data(self, X, y, reset, y_kinds, **check_params):
+        """``validate_data(self, X, y, reset=reset, **check_params)`` for fit,
+        without its cost for plain arrays.
+
+        X a finite, C-contiguous float32/float64 ndarray with rows and columns,
+        and y an ndarray of matching rows whose dtype kind is in ``y_kinds``
+        (finite if floating), of a model without feature names: validate_data
+        would return both unchanged and only record ``n_features_in_``. Anything
+        else, including every case validate_data refuses, goes through it.
+        """
+        if (
+            type(X) is np.ndarray
+            and type(y) is np.ndarray
+            and X.ndim == 2
+            and X.shape[0] > 0
+            and X.shape[1] > 0
+            and (X.dtype == np.float64 or X.dtype == np.float32)
+            and X.flags.c_contiguous
+            and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] > 0))
+            and y.shape[0] == X.shape[0]
+            and y.dtype.kind in y_kinds
+            and (reset or (
+                "feature_names_in_" not in self.__dict__
+                and getattr(self, "n_features_in_", None) == X.shape[1]
+            ))
+            and bool(np.isfinite(X).all())
+            and (y.dtype.kind != "f" or bool(np.isfinite(y).all()))
+        ):
+            if reset:
+                self.n_features_in_ = X.shape[1]
+                self.__dict__.pop("feature_names_in_", None)
+            return X, y
+        return validate_data(self, X, y, reset=reset, **check_params)
 
     # ------------------------------------------------------- the task's part
 
@@ -770,10 +844,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     def _run_epochs(self, trainer, rows, Y, weights, train_idx, n_train, batch_size,
                     validation, incremental, callback_data):
         """The epoch loop: shuffle, one compiled epoch, bookkeeping, stopping."""
-        rng_state = self._compiled_loop_state(validation, train_idx)
-        if rng_state is not None:
+        if self._compiled_loop_ok(validation, train_idx):
             self._run_epochs_compiled(trainer, rows, Y, weights, n_train, batch_size,
-                                      incremental, rng_state)
+                                      incremental)
             return
         state = self._optimizer_state
         gather = bool(self.shuffle or train_idx is not None)
@@ -846,16 +919,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         finally:
             reporter.close()
 
-    def _compiled_loop_state(self, validation, train_idx):
-        """The legacy MT19937 state of ``_random_state`` when the whole epoch
-        loop can run in compiled code, else None.
+    def _compiled_loop_ok(self, validation, train_idx):
+        """Whether the whole epoch loop can run in one compiled call.
 
         It can when nothing looks at the epochs from Python (no verbose output,
         no callbacks, no early stopping to score), the schedule is one the
-        compiled loop knows, and the random state is a plain MT19937, whose
-        shuffles the compiled loop draws itself.
+        compiled loop knows, and the random state is a plain ``RandomState``
+        whose bit generator the compiled loop can draw the shuffles from.
         """
-        if (
+        return not (
             not COMPILED_LOOP
             or validation is not None
             or train_idx is not None
@@ -863,15 +935,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             or getattr(self, "_skl_callbacks", None)
             or self.learning_rate not in ("constant", "invscaling", "adaptive")
             or type(self._random_state) is not np.random.RandomState
-        ):
-            return None
-        rng_state = self._random_state.get_state(legacy=False)
-        if rng_state.get("bit_generator") != "MT19937":
-            return None
-        return rng_state
+            or not hasattr(getattr(self._random_state, "_bit_generator", None), "capsule")
+        )
 
     def _run_epochs_compiled(self, trainer, rows, Y, weights, n_train, batch_size,
-                             incremental, rng_state):
+                             incremental):
         """``_run_epochs`` in one compiled call: the same shuffles, stopping rule,
         schedules, divergence and Ctrl-C handling, without Python per epoch."""
         state = self._optimizer_state
@@ -890,8 +958,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             adam_t=int(state["t"]),
             t=int(self.t_),
             no_improvement=int(self._no_improvement_count),
-            key=np.array(rng_state["state"]["key"], dtype=np.uint32),
-            pos=int(rng_state["state"]["pos"]),
+            random_state=self._random_state,
             max_epochs=max_epochs,
         )
         sample_weight, weight_scale = weights if weights is not None else (None, 1.0)
@@ -903,9 +970,6 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             self._take_loop(loop, state)
             warnings.warn("Training interrupted by user.")
             return
-        finally:
-            rng_state["state"] = {"key": loop.key, "pos": loop.pos}
-            self._random_state.set_state(rng_state)
         self._take_loop(loop, state)
         if loop.stop == _core.Stop.STOP_DIVERGED:
             if self.n_iter_ == 1:

@@ -11,7 +11,6 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import validate_data
 
 from ._base import NETWORK_ATTRIBUTES, BaseBP
 from ._persist import register
@@ -561,18 +560,29 @@ default='glorot_uniform'
         return float(np.average(correct, weights=weights))
 
     def _validate_input(self, X, y, incremental, reset, classes=None):
-        X, y = validate_data(
-            self,
+        X, y = self._validate_fit_data(
             X,
             y,
+            reset,
+            "biufU",
             accept_sparse=["csr", "csc"],
             multi_output=True,
             dtype=(np.float64, np.float32),
             order="C",
-            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        plain = None if self._is_multioutput() else _plain_labels(y)
+        if plain is not None:
+            # Integer, boolean or string labels: the same checks, classes and
+            # encoding as the general path below, from one np.unique instead
+            # of half a dozen scans of y.
+            seen, y_type, codes = plain
+            self._set_classes(y, y_type, incremental, classes, seen=seen)
+            Y = self._encode_plain(y, seen, codes, X.dtype)
+            if sp.issparse(X) and X.format != "csr":
+                X = X.tocsr()
+            return X, Y
         columns = None
         if y.ndim == 2 and y.dtype == object:
             # Columns of different kinds (strings beside ints, as a data frame
@@ -663,8 +673,33 @@ default='glorot_uniform'
         self.classes_ = column_classes
         self._label_binarizer = None
 
-    def _set_classes(self, y, y_type, incremental, classes):
-        """Fit the label binarizer on a first pass; check y's labels otherwise."""
+    def _encode_plain(self, y, seen, codes, dtype):
+        """Y for labels y whose sorted distinct values are ``seen`` (y ==
+        seen[codes]), all of them in ``classes_``: what the binarizer's
+        transform gives, as 0/1 in ``dtype``."""
+        classes = self.classes_
+        try:
+            index = np.searchsorted(classes, seen)
+            found = index.max(initial=0) < len(classes) and np.array_equal(
+                classes[np.minimum(index, len(classes) - 1)], seen)
+        except TypeError:  # labels numpy cannot order against classes_
+            found = False
+        if not found:
+            # classes_ that do not sort like y's labels (a loaded model's, say).
+            Y = self._label_binarizer.transform(y)
+            return np.ascontiguousarray(Y.astype(bool), dtype=dtype)
+        codes = index[codes]
+        if len(classes) <= 2:
+            return np.ascontiguousarray((codes == 1)[:, None], dtype=dtype)
+        Y = np.zeros((y.shape[0], len(classes)), dtype=dtype)
+        Y[np.arange(y.shape[0]), codes] = 1
+        return Y
+
+    def _set_classes(self, y, y_type, incremental, classes, seen=None):
+        """Fit the label binarizer on a first pass; check y's labels otherwise.
+
+        ``seen``: y's distinct labels, sorted, when the caller has them
+        (integer, boolean or string labels; see ``_plain_labels``)."""
         fitted = hasattr(self, "classes_")
         if incremental and not fitted:
             if y_type == _MULTILABEL:
@@ -678,7 +713,7 @@ default='glorot_uniform'
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             else:
                 labels = unique_labels(classes)
-                unseen = np.setdiff1d(unique_labels(y), labels)
+                unseen = np.setdiff1d(unique_labels(y) if seen is None else seen, labels)
                 if len(unseen):
                     raise ValueError(
                         "`y` has classes %s that are not in `classes` %s." % (unseen, labels)
@@ -686,7 +721,10 @@ default='glorot_uniform'
             self._fit_binarizer(labels)
             return
         if not fitted or (not self.warm_start and not incremental):
-            self._fit_binarizer(y)
+            if seen is None:
+                self._fit_binarizer(y)
+            else:
+                self._fit_binarizer(y, classes=seen, y_type=y_type)
             return
         if incremental and classes is not None and not np.array_equal(
             unique_labels(classes), self.classes_
@@ -707,7 +745,8 @@ default='glorot_uniform'
                     % (y.shape[1], len(self.classes_))
                 )
             return
-        seen = unique_labels(y)
+        if seen is None:
+            seen = unique_labels(y)
         if self.warm_start and not incremental:
             if set(seen) != set(self.classes_):
                 raise ValueError(
@@ -721,8 +760,16 @@ default='glorot_uniform'
                 "'y' has %s." % (self.classes_, seen)
             )
 
-    def _fit_binarizer(self, labels):
-        binarizer = LabelBinarizer().fit(labels)
+    def _fit_binarizer(self, labels, classes=None, y_type=None):
+        """Fit the label binarizer on labels; with ``classes`` and ``y_type``
+        (from ``_plain_labels``) set what its fit would set, without the scans."""
+        if classes is None:
+            binarizer = LabelBinarizer().fit(labels)
+        else:
+            binarizer = LabelBinarizer()
+            binarizer.y_type_ = y_type
+            binarizer.sparse_input_ = False
+            binarizer.classes_ = classes
         if binarizer.y_type_ != _MULTILABEL and len(binarizer.classes_) < 2:
             raise ValueError(
                 "BPClassifier needs at least 2 classes; y holds 1 class (%r). "
@@ -812,6 +859,22 @@ def _stack_columns(columns):
     for k, c in enumerate(columns):
         out[:, k] = c
     return out
+
+
+def _plain_labels(y):
+    """``(classes, y_type, codes)`` for a 1-D array of integer, boolean or
+    string labels, or None for anything else (floats, objects, NaN-capable
+    types, 2-D targets), which takes scikit-learn's checks.
+
+    Such labels can hold no NaN and are never continuous, so their target type
+    is "binary" (at most two classes) or "multiclass", as ``type_of_target``
+    says; ``classes`` are sorted as ``unique_labels`` sorts them, and
+    ``codes[i]`` is the index of y[i] in classes.
+    """
+    if type(y) is not np.ndarray or y.ndim != 1 or y.dtype.kind not in "iubU":
+        return None
+    classes, codes = np.unique(y, return_inverse=True)
+    return classes, "binary" if len(classes) <= 2 else "multiclass", codes.reshape(-1)
 
 
 register(BPClassifier)

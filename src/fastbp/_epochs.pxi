@@ -11,52 +11,24 @@
 
 from libc.stdint cimport uint32_t, uint64_t
 from libc.math cimport isfinite
+from cpython.pycapsule cimport PyCapsule_GetPointer
 
 cdef extern from *:
     """
-    /* MT19937 (Matsumoto and Nishimura, 1998) as a 624-word state and a
-       position, the layout of numpy's legacy RandomState state. */
-    #define FASTBP_MT_N 624
-    #define FASTBP_MT_M 397
+    /* numpy's bit generator interface (numpy/random/bitgen.h, bitgen_t), as
+       the capsule of every numpy BitGenerator holds it. */
+    typedef struct fastbp_bitgen {
+        void *state;
+        uint64_t (*next_uint64)(void *st);
+        uint32_t (*next_uint32)(void *st);
+        double (*next_double)(void *st);
+        uint64_t (*next_raw)(void *st);
+    } fastbp_bitgen;
 
-    static void fastbp_mt_refill(uint32_t* key)
-    {
-        const uint32_t upper = 0x80000000UL, lower = 0x7fffffffUL;
-        const uint32_t matrix_a = 0x9908b0dfUL;
-        uint32_t y;
-        int i;
-        for (i = 0; i < FASTBP_MT_N - FASTBP_MT_M; i++) {
-            y = (key[i] & upper) | (key[i + 1] & lower);
-            key[i] = key[i + FASTBP_MT_M] ^ (y >> 1) ^ ((0U - (y & 1U)) & matrix_a);
-        }
-        for (; i < FASTBP_MT_N - 1; i++) {
-            y = (key[i] & upper) | (key[i + 1] & lower);
-            key[i] = key[i + FASTBP_MT_M - FASTBP_MT_N] ^ (y >> 1)
-                     ^ ((0U - (y & 1U)) & matrix_a);
-        }
-        y = (key[FASTBP_MT_N - 1] & upper) | (key[0] & lower);
-        key[FASTBP_MT_N - 1] = key[FASTBP_MT_M - 1] ^ (y >> 1)
-                               ^ ((0U - (y & 1U)) & matrix_a);
-    }
-
-    static uint32_t fastbp_mt_next32(uint32_t* key, Py_ssize_t* pos)
-    {
-        uint32_t y;
-        if (*pos >= FASTBP_MT_N) {
-            fastbp_mt_refill(key);
-            *pos = 0;
-        }
-        y = key[(*pos)++];
-        y ^= (y >> 11);
-        y ^= (y << 7) & 0x9d2c5680UL;
-        y ^= (y << 15) & 0xefc60000UL;
-        y ^= (y >> 18);
-        return y;
-    }
-
-    /* A uniform integer in [0, max]: draws masked to the smallest all-ones
-       mask >= max, rejected while above max; 32-bit draws while max fits. */
-    static uint64_t fastbp_mt_interval(uint32_t* key, Py_ssize_t* pos, uint64_t max)
+    /* A uniform integer in [0, max], drawn as numpy's legacy RandomState
+       draws it for shuffle: draws masked to the smallest all-ones mask >= max,
+       rejected while above max; 32-bit draws while max fits in 32 bits. */
+    static uint64_t fastbp_interval(fastbp_bitgen *bg, uint64_t max)
     {
         uint64_t mask = max, value;
         if (max == 0)
@@ -68,43 +40,47 @@ cdef extern from *:
         mask |= mask >> 16;
         mask |= mask >> 32;
         if (max <= 0xffffffffULL) {
-            while ((value = (fastbp_mt_next32(key, pos) & mask)) > max)
+            while ((value = (bg->next_uint32(bg->state) & mask)) > max)
                 ;
         } else {
-            do {
-                value = ((uint64_t) fastbp_mt_next32(key, pos)) << 32;
-                value |= fastbp_mt_next32(key, pos);
-                value &= mask;
-            } while (value > max);
+            while ((value = (bg->next_uint64(bg->state) & mask)) > max)
+                ;
         }
         return value;
     }
     """
-    uint64_t fastbp_mt_interval(uint32_t* key, Py_ssize_t* pos, uint64_t max) noexcept nogil
+    ctypedef struct fastbp_bitgen:
+        pass
+    uint64_t fastbp_interval(fastbp_bitgen* bg, uint64_t max) noexcept nogil
 
 
-cdef void _mt_shuffle(Py_ssize_t* x, Py_ssize_t n, uint32_t* key,
-                      Py_ssize_t* pos) noexcept nogil:
+cdef void _shuffle_rows(Py_ssize_t* x, Py_ssize_t n, fastbp_bitgen* bg) noexcept nogil:
     """Permute x in place with the swaps ``RandomState.shuffle`` makes."""
     cdef Py_ssize_t i, j, tmp
     i = n - 1
     while i > 0:
-        j = <Py_ssize_t> fastbp_mt_interval(key, pos, <uint64_t> i)
+        j = <Py_ssize_t> fastbp_interval(bg, <uint64_t> i)
         tmp = x[i]
         x[i] = x[j]
         x[j] = tmp
         i -= 1
 
 
-def mt_shuffle(Py_ssize_t[::1] x, uint32_t[::1] key, Py_ssize_t pos):
-    """Shuffle x in place from an MT19937 state (``key``, 624 words, changed in
-    place, and ``pos``) as ``RandomState.shuffle`` would; returns the new pos."""
-    if key.shape[0] != 624 or not 0 <= pos <= 624:
-        raise ValueError("not an MT19937 state")
+cdef fastbp_bitgen* _bit_generator(object random_state) except NULL:
+    """The C interface of a RandomState's bit generator (its lock must be held
+    while it is used)."""
+    return <fastbp_bitgen*> PyCapsule_GetPointer(
+        random_state._bit_generator.capsule, "BitGenerator")
+
+
+def shuffle_rows(Py_ssize_t[::1] x, object random_state):
+    """Shuffle x in place as ``random_state.shuffle(x)`` would (the same
+    permutation, the same draws from the legacy ``RandomState``)."""
+    cdef fastbp_bitgen* bg = _bit_generator(random_state)
     if x.shape[0] > 1:
-        with nogil:
-            _mt_shuffle(&x[0], x.shape[0], &key[0], &pos)
-    return pos
+        with random_state._bit_generator.lock:
+            with nogil:
+                _shuffle_rows(&x[0], x.shape[0], bg)
 
 
 # Why train_epochs stopped.
@@ -118,7 +94,7 @@ cdef class EpochLoop:
     """The settings and the running state of one ``train_epochs`` call.
 
     The estimator's loop state goes in (``lr``, ``adam_t``, ``t``,
-    ``best_loss``, ``no_improvement``, the MT19937 ``key`` and ``pos``), and
+    ``best_loss``, ``no_improvement``; ``random_state`` draws the shuffles), and
     comes back after the last completed epoch, also when the call ends by an
     exception (Ctrl-C): an epoch cut short is undone, weights and all.
     ``losses[:n_done]`` are the epochs' mean training losses, the last one
@@ -127,14 +103,14 @@ cdef class EpochLoop:
 
     cdef public double lr, lr0, power_t, tol, n_iter_no_change, best_loss
     cdef public bint invscaling, adaptive, shuffle
-    cdef public Py_ssize_t adam_t, t, no_improvement, n_done, pos
+    cdef public Py_ssize_t adam_t, t, no_improvement, n_done
     cdef public int stop
-    cdef public object key, losses
+    cdef public object random_state, losses
 
     def __init__(self, *, double lr, double lr0, double power_t, double tol,
                  double n_iter_no_change, double best_loss, bint invscaling,
                  bint adaptive, bint shuffle, Py_ssize_t adam_t, Py_ssize_t t,
-                 Py_ssize_t no_improvement, object key, Py_ssize_t pos,
+                 Py_ssize_t no_improvement, object random_state,
                  Py_ssize_t max_epochs):
         self.lr = lr
         self.lr0 = lr0
@@ -148,8 +124,7 @@ cdef class EpochLoop:
         self.adam_t = adam_t
         self.t = t
         self.no_improvement = no_improvement
-        self.key = key
-        self.pos = pos
+        self.random_state = random_state
         self.losses = np.empty(max(max_epochs, 0), dtype=np.float64)
         self.n_done = 0
         self.stop = STOP_MAX_EPOCHS
@@ -158,7 +133,7 @@ cdef class EpochLoop:
 cdef int _loop_epochs(Trainer tr, EpochLoop loop, Block* epoch, const floating* Y,
                       const floating* sample_weight, double weight_scale,
                       Py_ssize_t batch_size, Py_ssize_t max_epochs, double* losses,
-                      uint32_t* key) except -1 nogil:
+                      fastbp_bitgen* bg) except -1 nogil:
     """The epochs of ``train_epochs``, each as the Python loop of
     ``BaseBP._run_epochs`` runs it; loop holds the state after each one."""
     cdef Py_ssize_t e, n = epoch.n_rows
@@ -169,7 +144,7 @@ cdef int _loop_epochs(Trainer tr, EpochLoop loop, Block* epoch, const floating* 
     for e in range(max_epochs):
         tr._copy(True)
         if loop.shuffle:
-            _mt_shuffle(order, n, key, &loop.pos)
+            _shuffle_rows(order, n, bg)
         result.adam_t = loop.adam_t
         if _run_epoch(tr, epoch, Y, sample_weight, weight_scale, batch_size,
                       loop.lr, &result) < 0:
@@ -223,7 +198,7 @@ def train_epochs(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef Block epoch
     cdef const floating[::1] sw_view
     cdef const floating* sw = NULL
-    cdef uint32_t[::1] key = loop.key
+    cdef fastbp_bitgen* bg = _bit_generator(loop.random_state)
     cdef double[::1] losses = loop.losses
     cdef Py_ssize_t* order = NULL
     if (rows.single != trainer.single
@@ -239,8 +214,6 @@ def train_epochs(Trainer trainer, object X, const floating[:, ::1] Y,
         raise ValueError("the Trainer has no gather buffer for dense rows")
     if not weight_scale > 0:
         raise ValueError("weight_scale must be positive")
-    if key.shape[0] != 624 or not 0 <= loop.pos <= 624:
-        raise ValueError("loop.key and loop.pos are not an MT19937 state")
     if sample_weight is not None:
         sw_view = sample_weight
         if sw_view.shape[0] != n_rows:
@@ -267,9 +240,10 @@ def train_epochs(Trainer trainer, object X, const floating[:, ::1] Y,
     epoch.start = 0
     epoch.n_rows = n
     try:
-        with nogil:
-            _loop_epochs(trainer, loop, &epoch, _first(Y), sw, weight_scale,
-                         batch_size, max_epochs, &losses[loop.n_done], &key[0])
+        with loop.random_state._bit_generator.lock:
+            with nogil:
+                _loop_epochs(trainer, loop, &epoch, _first(Y), sw, weight_scale,
+                             batch_size, max_epochs, &losses[loop.n_done], bg)
     finally:
         memcpy(&sample_idx[0], order, n * sizeof(Py_ssize_t))
         free(order)

@@ -8,7 +8,6 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import validate_data
 
 from ._base import BaseBP
 from ._enums import REGRESSION_OUTPUTS
@@ -473,16 +472,16 @@ default='glorot_uniform'
         return r2(Y_val, out, sample_weight)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
+        X, y = self._validate_fit_data(
             X,
             y,
+            reset,
+            "biuf",
             accept_sparse=["csr", "csc"],
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),
             order="C",
-            reset=reset,
         )
         if y.dtype.kind not in "biuf":
             raise ValueError(
