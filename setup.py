@@ -87,6 +87,9 @@ class BuildExt(build_ext):
             # vectorize; results are unchanged (unlike -ffast-math). No
             # -march=native: wheels must run on any machine of the platform.
             opt = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+            # No fused multiply-add anywhere: the per-instruction-set copies of
+            # the loops (_simd.h) must give bitwise the results of the baseline.
+            opt.append("-ffp-contract=off")
         cflags, ldflags = _openmp_flags(self.compiler)
         for ext in self.extensions:
             ext.extra_compile_args = opt + cflags

@@ -170,6 +170,51 @@ cdef struct EpochResult:
     Py_ssize_t adam_t
 
 
+# The optimizer and reduction loops, one copy per instruction set (_simd.h).
+cdef extern from "_simd.h":
+    ctypedef struct fastbp_step:
+        double scale
+        double lr
+        double alpha
+        double momentum
+        int nesterov
+        double beta_1
+        double beta_2
+        double epsilon
+    ctypedef struct fastbp_kernels:
+        void (*adam_d)(double*, const double*, double*, double*, Py_ssize_t,
+                       const fastbp_step*) noexcept nogil
+        void (*adam_s)(float*, const float*, float*, float*, Py_ssize_t,
+                       const fastbp_step*) noexcept nogil
+        void (*sgd_d)(double*, const double*, double*, Py_ssize_t,
+                      const fastbp_step*) noexcept nogil
+        void (*sgd_s)(float*, const float*, float*, Py_ssize_t,
+                      const fastbp_step*) noexcept nogil
+        double (*sumsq_d)(const double*, Py_ssize_t) noexcept nogil
+        double (*sumsq_s)(const float*, Py_ssize_t) noexcept nogil
+    fastbp_kernels fastbp_k
+    const int FASTBP_N_ISA
+    int fastbp_isa_current
+    const char* fastbp_isa_names[3]
+    int fastbp_isa_supported(int isa) noexcept nogil
+    int fastbp_isa_set(int isa) noexcept nogil
+    int fastbp_isa_best() noexcept nogil
+
+
+cdef inline fastbp_step _simd_step(const Step* step, double alpha) noexcept nogil:
+    """The settings of one optimizer step for the _simd.h loops."""
+    cdef fastbp_step s
+    s.scale = step.scale
+    s.lr = step.lr
+    s.alpha = alpha
+    s.momentum = step.momentum
+    s.nesterov = step.nesterov
+    s.beta_1 = step.beta_1
+    s.beta_2 = step.beta_2
+    s.epsilon = step.epsilon
+    return s
+
+
 # --------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------
@@ -658,24 +703,13 @@ cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
     """g = (grad + alpha*param) / scale; v = mu*v - lr*g; param += v (or nesterov).
 
     All of (size,); scale, lr, mu and nesterov come from step. alpha is the
-    step's for weights and 0 for intercepts.
+    step's for weights and 0 for intercepts. The loop is _simd.h's.
     """
-    cdef Py_ssize_t k
-    cdef floating g, v
-    cdef floating a = <floating> alpha, lr_ = <floating> step.lr
-    cdef floating mu = <floating> step.momentum, inv = <floating> step.scale
-    if step.nesterov:
-        for k in range(size):
-            g = (grad[k] + a * param[k]) / inv
-            v = mu * velocity[k] - lr_ * g
-            velocity[k] = v
-            param[k] += mu * v - lr_ * g
+    cdef fastbp_step s = _simd_step(step, alpha)
+    if floating is float:
+        fastbp_k.sgd_s(param, grad, velocity, size, &s)
     else:
-        for k in range(size):
-            g = (grad[k] + a * param[k]) / inv
-            v = mu * velocity[k] - lr_ * g
-            velocity[k] = v
-            param[k] += v
+        fastbp_k.sgd_d(param, grad, velocity, size, &s)
 
 
 cdef void _adam_update(floating* param, const floating* grad, floating* m,
@@ -684,36 +718,22 @@ cdef void _adam_update(floating* param, const floating* grad, floating* m,
     """g = (grad + alpha*param) / scale; Adam moments; param -= lr m / (sqrt(v)+eps).
 
     All of (size,); step.lr is the bias-corrected step of this update. alpha is
-    the step's for weights and 0 for intercepts.
+    the step's for weights and 0 for intercepts. The loop is _simd.h's, at the
+    instruction set chosen at import.
     """
-    cdef Py_ssize_t k
-    cdef floating g, mk, vk
-    cdef floating a = <floating> alpha, inv = <floating> step.scale
-    cdef floating b1 = <floating> step.beta_1, b2 = <floating> step.beta_2
-    cdef floating c1 = <floating> (1.0 - step.beta_1)
-    cdef floating c2 = <floating> (1.0 - step.beta_2)
-    cdef floating neg_lr = <floating> (-step.lr), eps = <floating> step.epsilon
-    for k in range(size):
-        g = (grad[k] + a * param[k]) / inv
-        mk = b1 * m[k] + c1 * g
-        vk = b2 * v[k] + c2 * (g * g)
-        m[k] = mk
-        v[k] = vk
-        param[k] += neg_lr * mk / (_sqrt(vk) + eps)
+    cdef fastbp_step s = _simd_step(step, alpha)
+    if floating is float:
+        fastbp_k.adam_s(param, grad, m, v, size, &s)
+    else:
+        fastbp_k.adam_d(param, grad, m, v, size, &s)
 
 
 cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
-    """sum(x**2) in double, with four running sums in a fixed order."""
-    cdef Py_ssize_t k, end = size - size % 4
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    for k in range(0, end, 4):
-        s0 += <double> x[k] * x[k]
-        s1 += <double> x[k + 1] * x[k + 1]
-        s2 += <double> x[k + 2] * x[k + 2]
-        s3 += <double> x[k + 3] * x[k + 3]
-    for k in range(end, size):
-        s0 += <double> x[k] * x[k]
-    return (s0 + s1) + (s2 + s3)
+    """sum(x**2) in double, with four running sums in a fixed order (_simd.h)."""
+    if floating is float:
+        return fastbp_k.sumsq_s(x, size)
+    else:
+        return fastbp_k.sumsq_d(x, size)
 
 
 # --------------------------------------------------------------------------

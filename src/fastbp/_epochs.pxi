@@ -247,3 +247,59 @@ def train_epochs(Trainer trainer, object X, const floating[:, ::1] Y,
     finally:
         memcpy(&sample_idx[0], order, n * sizeof(Py_ssize_t))
         free(order)
+
+
+# --------------------------------------------------------------------------
+# Instruction sets of the optimizer loops (_simd.h)
+# --------------------------------------------------------------------------
+
+def isa_names():
+    """The instruction sets this build has a copy of the loops for, in order."""
+    return [fastbp_isa_names[i].decode() for i in range(FASTBP_N_ISA)]
+
+
+def isa_supported():
+    """The instruction sets of this build that this CPU runs."""
+    return [fastbp_isa_names[i].decode() for i in range(FASTBP_N_ISA)
+            if fastbp_isa_supported(i)]
+
+
+def get_isa():
+    """The instruction set the optimizer loops run with now."""
+    return fastbp_isa_names[fastbp_isa_current].decode()
+
+
+def set_isa(name):
+    """Run the optimizer loops with instruction set ``name`` ("default",
+    "avx2", "avx512", or "best"); every set gives bitwise the same results.
+    Not to be called while a fit runs. Returns the set now in use."""
+    cdef int i
+    if name == "best":
+        fastbp_isa_set(fastbp_isa_best())
+        return get_isa()
+    for i in range(FASTBP_N_ISA):
+        if fastbp_isa_names[i].decode() == name:
+            if not fastbp_isa_set(i):
+                raise ValueError("this CPU does not run instruction set %r; it runs %s"
+                                 % (name, isa_supported()))
+            return get_isa()
+    raise ValueError("unknown instruction set %r; this build has %s"
+                     % (name, isa_names()))
+
+
+def _isa_from_environment():
+    """FASTBP_ISA pins an instruction set; unset, empty or "best" picks the
+    best this CPU runs. A value this machine cannot honour warns and falls
+    back to the best."""
+    import os
+    import warnings
+
+    name = os.environ.get("FASTBP_ISA", "").strip().lower() or "best"
+    try:
+        set_isa(name)
+    except ValueError as exc:
+        warnings.warn("FASTBP_ISA=%s ignored: %s" % (name, exc), RuntimeWarning)
+        set_isa("best")
+
+
+_isa_from_environment()

@@ -1,0 +1,139 @@
+/* Authors: The fastbp developers
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * Runtime instruction-set dispatch for the optimizer and reduction loops.
+ *
+ * _simd_kernels.h is compiled once per target: the baseline of the platform
+ * ("default", SSE2 on x86-64), and on x86-64 with GCC or Clang also AVX2 and
+ * AVX-512 through function attributes, so a wheel built for any x86-64
+ * machine runs each loop at the width of the machine it lands on. Which copy
+ * runs is a table of function pointers, chosen once at import (the best the
+ * CPU supports, or the one FASTBP_ISA names) and switchable for tests. Every
+ * copy computes bitwise the same results (see _simd_kernels.h); the build
+ * passes -ffp-contract=off so that no copy fuses a multiply and an add.
+ */
+
+#ifndef FASTBP_SIMD_H
+#define FASTBP_SIMD_H
+
+#include <math.h>
+#include <string.h>
+
+#if defined(_MSC_VER) && !defined(restrict)
+#define restrict __restrict
+#endif
+
+typedef struct fastbp_step {
+    double scale;      /* gradients are divided by it */
+    double lr;         /* SGD's rate, or Adam's bias-corrected step (> 0) */
+    double alpha;      /* L2 strength for this array (0 for intercepts) */
+    double momentum;
+    int nesterov;
+    double beta_1;
+    double beta_2;
+    double epsilon;
+} fastbp_step;
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) \
+    && !defined(FASTBP_NO_ISA_DISPATCH)
+#define FASTBP_X86_DISPATCH 1
+#else
+#define FASTBP_X86_DISPATCH 0
+#endif
+
+#define FASTBP_SUFFIX base
+#define FASTBP_TARGET
+#include "_simd_kernels.h"
+#undef FASTBP_SUFFIX
+#undef FASTBP_TARGET
+
+#if FASTBP_X86_DISPATCH
+#define FASTBP_SUFFIX avx2
+#define FASTBP_TARGET __attribute__((target("avx2")))
+#include "_simd_kernels.h"
+#undef FASTBP_SUFFIX
+#undef FASTBP_TARGET
+
+#define FASTBP_SUFFIX avx512
+#define FASTBP_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+#include "_simd_kernels.h"
+#undef FASTBP_SUFFIX
+#undef FASTBP_TARGET
+#endif
+
+/* The instruction sets, in order; FASTBP_N_ISA of them exist in this build. */
+#define FASTBP_ISA_BASE 0
+#define FASTBP_ISA_AVX2 1
+#define FASTBP_ISA_AVX512 2
+#if FASTBP_X86_DISPATCH
+#define FASTBP_N_ISA 3
+#else
+#define FASTBP_N_ISA 1
+#endif
+
+static const char *fastbp_isa_names[3] = {"default", "avx2", "avx512"};
+
+typedef struct fastbp_kernels {
+    void (*adam_d)(double *, const double *, double *, double *, Py_ssize_t,
+                   const fastbp_step *);
+    void (*adam_s)(float *, const float *, float *, float *, Py_ssize_t,
+                   const fastbp_step *);
+    void (*sgd_d)(double *, const double *, double *, Py_ssize_t, const fastbp_step *);
+    void (*sgd_s)(float *, const float *, float *, Py_ssize_t, const fastbp_step *);
+    double (*sumsq_d)(const double *, Py_ssize_t);
+    double (*sumsq_s)(const float *, Py_ssize_t);
+} fastbp_kernels;
+
+#define FASTBP_TABLE(sfx)                                                       \
+    {fastbp_adam_d_##sfx, fastbp_adam_s_##sfx, fastbp_sgd_d_##sfx,              \
+     fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx}
+
+static const fastbp_kernels fastbp_tables[FASTBP_N_ISA] = {
+    FASTBP_TABLE(base),
+#if FASTBP_X86_DISPATCH
+    FASTBP_TABLE(avx2),
+    FASTBP_TABLE(avx512),
+#endif
+};
+
+static fastbp_kernels fastbp_k = FASTBP_TABLE(base);
+static int fastbp_isa_current = FASTBP_ISA_BASE;
+
+/* Whether this CPU runs the given instruction set. */
+static int fastbp_isa_supported(int isa)
+{
+    if (isa < 0 || isa >= FASTBP_N_ISA)
+        return 0;
+#if FASTBP_X86_DISPATCH
+    __builtin_cpu_init();
+    if (isa == FASTBP_ISA_AVX2)
+        return __builtin_cpu_supports("avx2");
+    if (isa == FASTBP_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+               && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
+    return 1;
+}
+
+/* Use the given instruction set; 0 if this build or CPU lacks it. Not to be
+   called while a kernel runs (fits read the table without a lock). */
+static int fastbp_isa_set(int isa)
+{
+    if (!fastbp_isa_supported(isa))
+        return 0;
+    fastbp_k = fastbp_tables[isa];
+    fastbp_isa_current = isa;
+    return 1;
+}
+
+/* The best instruction set this CPU supports. */
+static int fastbp_isa_best(void)
+{
+    int isa;
+    for (isa = FASTBP_N_ISA - 1; isa > 0; isa--)
+        if (fastbp_isa_supported(isa))
+            return isa;
+    return FASTBP_ISA_BASE;
+}
+
+#endif /* FASTBP_SIMD_H */
