@@ -688,10 +688,26 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
                 gb[j] += d[i * n_out + j]
         if l > 0:
             # delta must travel back through the weights before they change.
-            _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
-                  d, <int> n_out, coef[l], <int> n_out, <floating> 0,
-                  delta[l - 1], <int> n_in)
+            if n_out == 1:
+                _outer(d, coef[l], n_rows, n_in, delta[l - 1])
+            else:
+                _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
+                      d, <int> n_out, coef[l], <int> n_out, <floating> 0,
+                      delta[l - 1], <int> n_in)
             _activation_derivative(delta[l - 1], act[l], n_rows * n_in, net.activation)
+
+
+cdef inline void _outer(const floating* d, const floating* w, Py_ssize_t n_rows,
+                        Py_ssize_t n_in, floating* out) noexcept nogil:
+    """out[i, j] = d[i] * w[j]: ``d @ W.T`` for a single output unit (W of shape
+    (n_in, 1)), exactly as GEMM gives it (one product per entry, no sum), without
+    a BLAS call whose transposed small case is slow."""
+    cdef Py_ssize_t i, j
+    cdef floating di
+    for i in range(n_rows):
+        di = d[i]
+        for j in range(n_in):
+            out[i * n_in + j] = di * w[j]
 
 
 # --------------------------------------------------------------------------
