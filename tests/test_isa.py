@@ -1,10 +1,14 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Runtime instruction-set dispatch of the optimizer loops (_simd.h).
+"""Runtime instruction-set dispatch (_simd.h): the optimizer loops and the
+small matrix products.
 
-Every copy of the loops must give bitwise the weights of the baseline copy:
-each test trains the same model under every instruction set this machine
-runs and compares the results exactly. ``FASTBP_ISA`` pins a set at import.
+Every copy must give bitwise the weights of the baseline copy: each test
+trains the same model under every instruction set this machine runs, with
+the small products in BLAS and in fastbp's own kernel, and compares the
+results exactly. The own kernel is checked against BLAS (and NumPy).
+``FASTBP_ISA`` pins a set at import, ``FASTBP_SMALL_GEMM`` the product size
+up to which the own kernel runs.
 """
 
 import os
@@ -21,9 +25,10 @@ SUPPORTED = _core.isa_supported()
 
 @pytest.fixture
 def restore_isa():
-    before = _core.get_isa()
+    before, small = _core.get_isa(), _core.get_small_gemm()
     yield
     _core.set_isa(before)
+    _core.set_small_gemm(small)
 
 
 def _train(case, isa, dtype, **params):
@@ -36,6 +41,7 @@ def _train(case, isa, dtype, **params):
     return est
 
 
+@pytest.mark.parametrize("small_gemm", [0, 1 << 16], ids=["blas", "own"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", [
     dict(solver="adam"),
@@ -43,9 +49,10 @@ def _train(case, isa, dtype, **params):
     dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05),
 ])
 def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_isa,
-                                                       dtype, solver):
+                                                       dtype, solver, small_gemm):
     if len(SUPPORTED) < 2:
         pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
+    _core.set_small_gemm(small_gemm)
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -94,3 +101,73 @@ def test_fastbp_isa_pins_the_instruction_set(value):
             assert "FASTBP_ISA" not in out.stderr
         else:
             assert "FASTBP_ISA=%s ignored" % value in out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isa", SUPPORTED)
+def test_own_small_products_are_blas_products(restore_isa, isa, dtype):
+    # Forward passes through layers of awkward sizes (rows and columns that
+    # leave every kind of remainder of the kernel's blocks), with the small
+    # products in the own kernel and in BLAS, and in NumPy as a third opinion.
+    _core.set_isa(isa)
+    rng = np.random.default_rng(3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for n_rows, units in [(1, [1, 1]), (3, [5, 7, 1]), (4, [10, 100, 1]),
+                          (33, [10, 64, 64, 3]), (67, [13, 37, 19, 2]),
+                          (130, [8, 33, 17])]:
+        X = rng.standard_normal((n_rows, units[0])).astype(dtype)
+        coefs = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype)
+                 for a, b in zip(units, units[1:])]
+        intercepts = [rng.standard_normal(b).astype(dtype) for b in units[1:]]
+        outs = []
+        for limit in (0, 1 << 30):
+            _core.set_small_gemm(limit)
+            out = np.empty((n_rows, units[-1]), dtype=dtype)
+            _core.predict(X, coefs, intercepts, _core.Activation.IDENTITY,
+                          _core.Activation.IDENTITY, out)
+            outs.append(out)
+        expected = X.astype(np.float64)
+        for c, b in zip(coefs, intercepts):
+            expected = expected @ c.astype(np.float64) + b
+        np.testing.assert_allclose(outs[1], outs[0], rtol=tol, atol=tol)
+        np.testing.assert_allclose(outs[1], expected, rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dtype):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    models = []
+    for limit in (0, 1 << 30):
+        _core.set_small_gemm(limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(_train(estimator_case, "best", dtype))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for p, q in zip(models[0].coefs_ + models[0].intercepts_,
+                    models[1].coefs_ + models[1].intercepts_):
+        np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+def test_set_small_gemm_refuses_negative_limits(restore_isa):
+    with pytest.raises(ValueError, match=">= 0"):
+        _core.set_small_gemm(-1)
+    previous = _core.set_small_gemm(123)
+    assert _core.get_small_gemm() == 123
+    assert _core.set_small_gemm(previous) == 123
+
+
+@pytest.mark.parametrize("value", ["0", "4096", "junk"])
+def test_fastbp_small_gemm_sets_the_limit(value):
+    env = dict(os.environ, FASTBP_SMALL_GEMM=value)
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "import fastbp._core as c; print(c.get_small_gemm())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    if value == "junk":
+        assert "FASTBP_SMALL_GEMM=junk ignored" in out.stderr
+        assert int(out.stdout) in (0, _core.SMALL_GEMM_DEFAULT)
+    else:
+        assert int(out.stdout) == int(value)

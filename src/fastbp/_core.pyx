@@ -192,6 +192,12 @@ cdef extern from "_simd.h":
                       const fastbp_step*) noexcept nogil
         double (*sumsq_d)(const double*, Py_ssize_t) noexcept nogil
         double (*sumsq_s)(const float*, Py_ssize_t) noexcept nogil
+        void (*gemm_d)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, Py_ssize_t,
+                       Py_ssize_t, const double*, Py_ssize_t, double*,
+                       Py_ssize_t) noexcept nogil
+        void (*gemm_s)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, Py_ssize_t,
+                       Py_ssize_t, const float*, Py_ssize_t, float*,
+                       Py_ssize_t) noexcept nogil
     fastbp_kernels fastbp_k
     const int FASTBP_N_ISA
     int fastbp_isa_current
@@ -199,6 +205,11 @@ cdef extern from "_simd.h":
     int fastbp_isa_supported(int isa) noexcept nogil
     int fastbp_isa_set(int isa) noexcept nogil
     int fastbp_isa_best() noexcept nogil
+
+
+# Products of at most this many multiply-adds run in _simd.h's kernel, not
+# BLAS (see _gemm; 0 sends every product to BLAS). set_small_gemm changes it.
+cdef Py_ssize_t _small_gemm_limit = 0
 
 
 cdef inline fastbp_step _simd_step(const Step* step, double alpha) noexcept nogil:
@@ -277,6 +288,17 @@ cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     # c.T = op(b).T @ op(a).T in column-major order gives c in row-major order.
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
+    if (not trans_b and alpha == 1 and beta == 0
+            and <Py_ssize_t> m * n * k <= _small_gemm_limit):
+        # Small products: _simd.h's kernel, which needs no small-matrix path
+        # in the BLAS (OpenBLAS's AVX2 kernels have none).
+        if floating is float:
+            fastbp_k.gemm_s(m, n, k, a, lda if not trans_a else 1,
+                            1 if not trans_a else lda, b, ldb, c, ldc)
+        else:
+            fastbp_k.gemm_d(m, n, k, a, lda if not trans_a else 1,
+                            1 if not trans_a else lda, b, ldb, c, ldc)
+        return
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb, <float*> a, &lda,
               &beta, c, &ldc)

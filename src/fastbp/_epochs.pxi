@@ -303,3 +303,59 @@ def _isa_from_environment():
 
 
 _isa_from_environment()
+
+
+def set_small_gemm(Py_ssize_t limit):
+    """Send matrix products of at most ``limit`` multiply-adds (beta 0, b not
+    transposed) to fastbp's own kernel instead of BLAS; 0 turns it off.
+    Not to be called while a fit runs. Returns the previous limit."""
+    global _small_gemm_limit
+    cdef Py_ssize_t previous = _small_gemm_limit
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    _small_gemm_limit = limit
+    return previous
+
+
+def get_small_gemm():
+    """The current limit of ``set_small_gemm``."""
+    return _small_gemm_limit
+
+
+# OpenBLAS kernels with a small-matrix path of their own (OpenBLAS's
+# SMALL_MATRIX_OPT): there BLAS is faster than _simd.h's products, elsewhere
+# (the Haswell/AVX2 kernels, say) the own products win up to this size.
+_BLAS_WITH_SMALL_PATH = ("skylakex", "cooperlake", "sapphirerapids")
+SMALL_GEMM_DEFAULT = 1 << 16
+
+
+def _small_gemm_from_environment():
+    """FASTBP_SMALL_GEMM=N sets the limit of ``set_small_gemm``; otherwise it is
+    SMALL_GEMM_DEFAULT unless the BLAS fastbp calls (scipy's OpenBLAS) runs
+    kernels with a small-matrix path, where it is 0."""
+    import os
+    import warnings
+
+    value = os.environ.get("FASTBP_SMALL_GEMM", "").strip()
+    if value:
+        try:
+            set_small_gemm(int(value))
+            return
+        except ValueError:
+            warnings.warn("FASTBP_SMALL_GEMM=%s ignored: not an integer >= 0" % value,
+                          RuntimeWarning)
+    limit = SMALL_GEMM_DEFAULT
+    try:
+        from threadpoolctl import threadpool_info
+
+        for lib in threadpool_info():
+            if (lib.get("internal_api") == "openblas"
+                    and "scipy.libs" in str(lib.get("filepath", "")).replace("\\", "/")
+                    and str(lib.get("architecture", "")).lower() in _BLAS_WITH_SMALL_PATH):
+                limit = 0
+    except Exception:  # pragma: no cover - threadpoolctl cannot inspect: keep ours
+        pass
+    set_small_gemm(limit)
+
+
+_small_gemm_from_environment()

@@ -1,7 +1,8 @@
 /* Authors: The fastbp developers
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * Runtime instruction-set dispatch for the optimizer and reduction loops.
+ * Runtime instruction-set dispatch for the optimizer and reduction loops and
+ * the small matrix products.
  *
  * _simd_kernels.h is compiled once per target: the baseline of the platform
  * ("default", SSE2 on x86-64), and on x86-64 with GCC or Clang also AVX2 and
@@ -41,24 +42,31 @@ typedef struct fastbp_step {
 #define FASTBP_X86_DISPATCH 0
 #endif
 
+/* FASTBP_VBYTES: the vector width of a target, for the small products. */
 #define FASTBP_SUFFIX base
 #define FASTBP_TARGET
+#define FASTBP_VBYTES 16
 #include "_simd_kernels.h"
 #undef FASTBP_SUFFIX
 #undef FASTBP_TARGET
+#undef FASTBP_VBYTES
 
 #if FASTBP_X86_DISPATCH
 #define FASTBP_SUFFIX avx2
 #define FASTBP_TARGET __attribute__((target("avx2")))
+#define FASTBP_VBYTES 32
 #include "_simd_kernels.h"
 #undef FASTBP_SUFFIX
 #undef FASTBP_TARGET
+#undef FASTBP_VBYTES
 
 #define FASTBP_SUFFIX avx512
 #define FASTBP_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+#define FASTBP_VBYTES 64
 #include "_simd_kernels.h"
 #undef FASTBP_SUFFIX
 #undef FASTBP_TARGET
+#undef FASTBP_VBYTES
 #endif
 
 /* The instruction sets, in order; FASTBP_N_ISA of them exist in this build. */
@@ -82,11 +90,16 @@ typedef struct fastbp_kernels {
     void (*sgd_s)(float *, const float *, float *, Py_ssize_t, const fastbp_step *);
     double (*sumsq_d)(const double *, Py_ssize_t);
     double (*sumsq_s)(const float *, Py_ssize_t);
+    void (*gemm_d)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t,
+                   Py_ssize_t, const double *, Py_ssize_t, double *, Py_ssize_t);
+    void (*gemm_s)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t,
+                   Py_ssize_t, const float *, Py_ssize_t, float *, Py_ssize_t);
 } fastbp_kernels;
 
 #define FASTBP_TABLE(sfx)                                                       \
     {fastbp_adam_d_##sfx, fastbp_adam_s_##sfx, fastbp_sgd_d_##sfx,              \
-     fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx}
+     fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx,            \
+     fastbp_gemm_d_##sfx, fastbp_gemm_s_##sfx}
 
 static const fastbp_kernels fastbp_tables[FASTBP_N_ISA] = {
     FASTBP_TABLE(base),

@@ -83,6 +83,105 @@
         return (s0 + s1) + (s2 + s3);                                           \
     }
 
+/* Small matrix products, c[m, n] = op(a)[m, k] @ b[k, n], row-major, with
+   op(a)[i, p] = a[i * ars + p * acs] (a or its transpose by the strides).
+   Each c[i, j] is 0 + op(a)[i, 0] b[0, j] + op(a)[i, 1] b[1, j] + ..., in
+   that order. Blocks of 4 rows (then single rows) by two vectors of columns
+   accumulate in registers, with GCC/Clang vector types of the target's width
+   (FASTBP_VBYTES); vector arithmetic is lane by lane, so the order of each
+   sum is the same at every width. Columns left over, and every column with
+   other compilers, take the same sums on scalars. */
+#if defined(__GNUC__)
+#define FASTBP_GEMM_BLOCKS(T)                                                   \
+    typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                   \
+    const Py_ssize_t L = FASTBP_VBYTES / sizeof(T), W = 2 * L;                  \
+    for (; i + 4 <= m; i += 4) {                                                \
+        for (j0 = 0; j0 + W <= n; j0 += W) {                                    \
+            V x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                            \
+            V y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, u, w;                      \
+            for (p = 0; p < k; p++) {                                           \
+                const T *bp = b + p * ldb + j0;                                 \
+                const T a0 = a[i * ars + p * acs];                              \
+                const T a1 = a[(i + 1) * ars + p * acs];                        \
+                const T a2 = a[(i + 2) * ars + p * acs];                        \
+                const T a3 = a[(i + 3) * ars + p * acs];                        \
+                memcpy(&u, bp, sizeof(V));                                      \
+                memcpy(&w, bp + L, sizeof(V));                                  \
+                x0 = x0 + a0 * u; y0 = y0 + a0 * w;                             \
+                x1 = x1 + a1 * u; y1 = y1 + a1 * w;                             \
+                x2 = x2 + a2 * u; y2 = y2 + a2 * w;                             \
+                x3 = x3 + a3 * u; y3 = y3 + a3 * w;                             \
+            }                                                                   \
+            memcpy(c + i * ldc + j0, &x0, sizeof(V));                           \
+            memcpy(c + i * ldc + j0 + L, &y0, sizeof(V));                       \
+            memcpy(c + (i + 1) * ldc + j0, &x1, sizeof(V));                     \
+            memcpy(c + (i + 1) * ldc + j0 + L, &y1, sizeof(V));                 \
+            memcpy(c + (i + 2) * ldc + j0, &x2, sizeof(V));                     \
+            memcpy(c + (i + 2) * ldc + j0 + L, &y2, sizeof(V));                 \
+            memcpy(c + (i + 3) * ldc + j0, &x3, sizeof(V));                     \
+            memcpy(c + (i + 3) * ldc + j0 + L, &y3, sizeof(V));                 \
+        }                                                                       \
+        FASTBP_GEMM_TAIL(T, i, 4, j0)                                           \
+    }                                                                           \
+    for (; i < m; i++) {                                                        \
+        for (j0 = 0; j0 + L <= n; j0 += L) {                                    \
+            V x0 = {0}, u;                                                      \
+            for (p = 0; p < k; p++) {                                           \
+                memcpy(&u, b + p * ldb + j0, sizeof(V));                        \
+                x0 = x0 + a[i * ars + p * acs] * u;                             \
+            }                                                                   \
+            memcpy(c + i * ldc + j0, &x0, sizeof(V));                           \
+        }                                                                       \
+        FASTBP_GEMM_TAIL(T, i, 1, j0)                                           \
+    }
+#else
+#define FASTBP_GEMM_BLOCKS(T)
+#endif
+
+/* Rows [i0, i0 + rows), columns [j_from, n), on scalars: four rows at a
+   time, as four independent sums. */
+#define FASTBP_GEMM_TAIL(T, i0, rows, j_from)                                   \
+    for (r = 0; r < (rows); r += 4) {                                           \
+        const Py_ssize_t q = (i0) + r;                                          \
+        for (j = (j_from); j < n; j++) {                                        \
+            if ((rows) - r >= 4) {                                              \
+                T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                               \
+                for (p = 0; p < k; p++) {                                       \
+                    const T bj = b[p * ldb + j];                                \
+                    s0 = s0 + a[q * ars + p * acs] * bj;                        \
+                    s1 = s1 + a[(q + 1) * ars + p * acs] * bj;                  \
+                    s2 = s2 + a[(q + 2) * ars + p * acs] * bj;                  \
+                    s3 = s3 + a[(q + 3) * ars + p * acs] * bj;                  \
+                }                                                               \
+                c[q * ldc + j] = s0;                                            \
+                c[(q + 1) * ldc + j] = s1;                                      \
+                c[(q + 2) * ldc + j] = s2;                                      \
+                c[(q + 3) * ldc + j] = s3;                                      \
+            } else {                                                            \
+                Py_ssize_t t;                                                   \
+                for (t = q; t < (i0) + (rows); t++) {                           \
+                    T acc = 0;                                                  \
+                    for (p = 0; p < k; p++)                                     \
+                        acc = acc + a[t * ars + p * acs] * b[p * ldb + j];      \
+                    c[t * ldc + j] = acc;                                       \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+    }
+
+#define FASTBP_GEMM(T, name)                                                    \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const T *restrict a,          \
+        Py_ssize_t ars, Py_ssize_t acs, const T *restrict b, Py_ssize_t ldb,    \
+        T *restrict c, Py_ssize_t ldc)                                          \
+    {                                                                           \
+        Py_ssize_t i = 0, j0 = 0, j, p, r;                                      \
+        FASTBP_GEMM_BLOCKS(T)                                                   \
+        FASTBP_GEMM_TAIL(T, i, m - i, 0)                                        \
+    }
+
+FASTBP_GEMM(double, fastbp_gemm_d)
+FASTBP_GEMM(float, fastbp_gemm_s)
 FASTBP_ADAM(double, sqrt, fastbp_adam_d)
 FASTBP_ADAM(float, sqrtf, fastbp_adam_s)
 FASTBP_SGD(double, fastbp_sgd_d)
@@ -93,6 +192,9 @@ FASTBP_SUM_SQUARES(float, fastbp_sumsq_s)
 #undef FASTBP_ADAM
 #undef FASTBP_SGD
 #undef FASTBP_SUM_SQUARES
+#undef FASTBP_GEMM
+#undef FASTBP_GEMM_BLOCKS
+#undef FASTBP_GEMM_TAIL
 #undef FASTBP_NAME
 #undef FASTBP_CAT
 #undef FASTBP_CAT_
