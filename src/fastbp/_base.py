@@ -55,6 +55,7 @@ from ._threads import (
     blas_threads,
     blas_threads_for,
     one_blas_thread,
+    predict_split,
     predict_threads,
     resolve_n_jobs,
     threads_for,
@@ -468,8 +469,13 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         out = np.empty((X.shape[0], units[-1]), dtype=X.dtype)
         n_jobs = getattr(self, "n_jobs", None)  # None too for models of older pickles
-        threads = (predict_threads(units, X.shape[0]) if n_jobs is None
-                   else blas_threads(resolve_n_jobs(n_jobs)))
+        if n_jobs is None:
+            # Many rows: their blocks shared by OpenMP's threads, BLAS on one.
+            n_threads = predict_split(units, X.shape[0])
+            threads = predict_threads(units, X.shape[0], n_threads)
+        else:
+            n_threads = 1
+            threads = blas_threads(resolve_n_jobs(n_jobs))
         with threads:
             _core.predict(
                 rows,
@@ -479,6 +485,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 ACTIVATIONS[out_activation],
                 out,
                 self._output_groups(),
+                n_threads,
             )
         return out
 

@@ -45,7 +45,7 @@ import threading
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
@@ -1456,24 +1456,47 @@ def _group_table(object out_groups, int out_activation, Py_ssize_t n_outputs):
     return groups
 
 
+cdef void _predict_block(const Net* net, const Input* x, Py_ssize_t blk,
+                         Py_ssize_t block_rows, Py_ssize_t widest, floating* work,
+                         floating** bufs, floating* out) noexcept nogil:
+    """Rows [blk * block_rows, ...) of x through the network into out, with
+    one thread's workspace (2 * block_rows * widest) and buffer table."""
+    cdef Py_ssize_t l, L = net.n_layers, n = x.n_rows
+    cdef Py_ssize_t start = blk * block_rows
+    cdef Block block
+    block.x = x
+    block.row_idx = NULL
+    block.start = start
+    block.n_rows = block_rows if start + block_rows <= n else n - start
+    for l in range(1, L):
+        bufs[l] = work + (l % 2) * block_rows * widest
+    bufs[L] = out + start * net.units[L]
+    block.a0 = _dense_block(&block, <floating*> NULL)
+    _forward(net, &block, bufs)
+
+
 def predict(object X, list coefs, list intercepts, int activation,
-            int out_activation, floating[:, ::1] out, object out_groups=None):
+            int out_activation, floating[:, ::1] out, object out_groups=None,
+            Py_ssize_t n_threads=1):
     """out = forward(X) through the given layers, in row blocks, GIL released.
 
-    X is an array or a ``Rows`` (dense or CSR) of out's dtype. A signal handler
-    that raises (Ctrl-C) stops it between blocks, and its exception propagates;
-    out is then filled part-way.
+    X is an array or a ``Rows`` (dense or CSR) of out's dtype. With
+    ``n_threads`` > 1 the blocks are shared by that many OpenMP threads, each
+    with its own workspace (BLAS should run on one thread meanwhile); the
+    blocks are the same whatever the thread count, and so are the results. A
+    signal handler that raises (Ctrl-C) stops it between blocks (between
+    rounds of blocks with threads), and its exception propagates; out is then
+    filled part-way.
     """
     cdef Rows rows = _as_rows(X)
     cdef Py_ssize_t L = len(coefs), n = rows.c.n_rows, l, widest = 1, block_rows
-    cdef Py_ssize_t start, nb
+    cdef Py_ssize_t n_blocks, T, b0, b1, blk, t
     cdef Py_ssize_t nf = rows.c.n_features
     cdef Py_ssize_t* units
     cdef floating** table
     cdef floating* work
     cdef floating** bufs
     cdef Net net
-    cdef Block block
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
     cdef Poll poll = _start_polling(_in_main_thread())
@@ -1518,12 +1541,16 @@ def predict(object X, list coefs, list intercepts, int activation,
     # Blocks of about 64k hidden values keep the workspace in cache-sized pieces
     # while leaving the GEMMs large enough to run at full speed.
     block_rows = max(1, min(n, 65536 // widest))
-    work = <floating*> malloc(2 * block_rows * widest * sizeof(floating))
-    if work == NULL:
+    n_blocks = (n + block_rows - 1) // block_rows
+    T = max(1, min(n_threads, MAX_THREADS, n_blocks))
+    work = <floating*> malloc(T * 2 * block_rows * widest * sizeof(floating))
+    bufs = <floating**> malloc(T * (L + 1) * sizeof(floating*))
+    if work == NULL or bufs == NULL:
+        free(work)
+        free(bufs)
         free(units)
         free(table)
         raise MemoryError()
-    bufs = table + 2 * L
     memset(&net, 0, sizeof(Net))
     net.n_layers = L
     net.n_threads = 1
@@ -1535,25 +1562,28 @@ def predict(object X, list coefs, list intercepts, int activation,
     if groups is not None:
         net.out_groups = <const Py_ssize_t*> _address(groups)
         net.n_out_groups = groups.shape[0]
-    block.x = &rows.c
-    block.row_idx = NULL
     try:
         with nogil:
-            start = 0
-            while start < n:
-                nb = block_rows if start + block_rows <= n else n - start
-                for l in range(1, L):
-                    bufs[l] = work + (l % 2) * block_rows * widest
-                bufs[L] = &out[start, 0]
-                block.start = start
-                block.n_rows = nb
-                block.a0 = _dense_block(&block, <floating*> NULL)
-                _forward(&net, &block, bufs)
-                start += nb
-                if start < n:
+            b0 = 0
+            while b0 < n_blocks:
+                # Rounds of a few blocks per thread, with a signal check between.
+                b1 = b0 + 8 * T if b0 + 8 * T <= n_blocks else n_blocks
+                if T == 1:
+                    for blk in range(b0, b1):
+                        _predict_block(&net, &rows.c, blk, block_rows, widest, work,
+                                       bufs, &out[0, 0])
+                else:
+                    for blk in prange(b0, b1, num_threads=T, schedule="static"):
+                        t = threadid()
+                        _predict_block(&net, &rows.c, blk, block_rows, widest,
+                                       work + t * 2 * block_rows * widest,
+                                       bufs + t * (L + 1), &out[0, 0])
+                b0 = b1
+                if b0 < n_blocks:
                     _poll(&poll)
     finally:
         free(work)
+        free(bufs)
         free(units)
         free(table)
 

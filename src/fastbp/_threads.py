@@ -82,13 +82,25 @@ def blas_threads_for(layer_units, batch_size, n_threads=1):
     return one_blas_thread()
 
 
-def predict_threads(layer_units, n_rows):
+def predict_threads(layer_units, n_rows, n_threads=1):
     """The BLAS context of a predict over n_rows: pinned for many rows of a
-    small network (the pin's fixed cost is then paid back), untouched for few."""
+    small network (the pin's fixed cost is then paid back), or when fastbp's
+    own threads share the row blocks; untouched for few rows."""
     if n_rows < PIN_PREDICT_ROWS:
         return contextlib.nullcontext()
     block = min(n_rows, PREDICT_BLOCK_VALUES // max([1] + list(layer_units[1:-1])))
-    return blas_threads_for(layer_units, block)
+    return blas_threads_for(layer_units, block, n_threads)
+
+
+def predict_split(layer_units, n_rows):
+    """OpenMP threads to share a predict's row blocks: OpenMP's budget when
+    there are rows enough for two blocks per thread (from PIN_PREDICT_ROWS
+    rows on), else 1, which leaves the blocks to one thread (and BLAS)."""
+    if n_rows < PIN_PREDICT_ROWS:
+        return 1
+    block = max(1, min(n_rows, PREDICT_BLOCK_VALUES // max([1] + list(layer_units[1:-1]))))
+    n_blocks = -(-n_rows // block)
+    return max(1, min(_core.max_threads(), n_blocks // 2))
 
 
 def resolve_n_jobs(n_jobs):
