@@ -100,6 +100,10 @@ SCHEDULES = [
     dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.05),
     dict(solver="sgd", learning_rate="adaptive", tol=1e-2, n_iter_no_change=2,
          learning_rate_init=0.05),
+    dict(solver="adam", learning_rate="invscaling", schedule_adam=True,
+         learning_rate_init=0.01),
+    dict(solver="adam", learning_rate="adaptive", schedule_adam=True, tol=1e-2,
+         n_iter_no_change=2),
 ]
 
 

@@ -39,7 +39,7 @@ def test_threads_give_the_one_thread_outputs(dtype, sparse):
     for n_threads in (1, 2, 3, 7):
         out = np.full((X.shape[0], units[-1]), np.nan, dtype=dtype)
         _core.predict(rows, coefs, intercepts, _core.Activation.TANH,
-                      _core.Activation.IDENTITY, out, n_threads)
+                      _core.Activation.IDENTITY, out, n_threads=n_threads)
         outs[n_threads] = out
     for out in outs.values():
         np.testing.assert_array_equal(out, outs[1])

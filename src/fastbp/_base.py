@@ -930,8 +930,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         """Whether the whole epoch loop can run in one compiled call.
 
         It can when nothing looks at the epochs from Python (no verbose output,
-        no callbacks, no early stopping to score), the schedule is one the
-        compiled loop knows, and the random state is a plain ``RandomState``
+        no callbacks, no validation data to score), the schedule is one the
+        compiled loop knows (constant, invscaling, adaptive; no warm-up, no
+        stop_loss), and the random state is a plain ``RandomState``
         whose bit generator the compiled loop can draw the shuffles from.
         """
         return not (
@@ -941,6 +942,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             or self.verbose
             or getattr(self, "_skl_callbacks", None)
             or self.learning_rate not in ("constant", "invscaling", "adaptive")
+            or self.warmup_fraction != 0
+            or self.stop_loss is not None
             or type(self._random_state) is not np.random.RandomState
             or not hasattr(getattr(self._random_state, "_bit_generator", None), "capsule")
         )
@@ -950,7 +953,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         """``_run_epochs`` in one compiled call: the same shuffles, stopping rule,
         schedules, divergence and Ctrl-C handling, without Python per epoch."""
         state = self._optimizer_state
-        sgd = self.solver == "sgd"
+        scheduled = self._scheduled()
         max_epochs = 1 if incremental else self.max_iter
         loop = _core.EpochLoop(
             lr=float(state["learning_rate"]),
@@ -959,8 +962,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             tol=float(self.tol),
             n_iter_no_change=float(self.n_iter_no_change),
             best_loss=float(self.best_loss_),
-            invscaling=sgd and self.learning_rate == "invscaling",
-            adaptive=sgd and self.learning_rate == "adaptive",
+            invscaling=scheduled and self.learning_rate == "invscaling",
+            adaptive=scheduled and self.learning_rate == "adaptive",
             shuffle=bool(self.shuffle),
             adam_t=int(state["t"]),
             t=int(self.t_),
