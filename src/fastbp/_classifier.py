@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """BPClassifier: the network of ``BaseBP`` with a classification output."""
 
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
@@ -271,6 +273,7 @@ default='glorot_uniform'
     _parameter_constraints: dict = {
         **BaseBP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
     _fitted_attributes = ("classes_",) + NETWORK_ATTRIBUTES
     _derived_attributes = ("_label_binarizer",)
@@ -313,7 +316,17 @@ default='glorot_uniform'
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
+        leaky_relu_slope=0.01,
+        dropout=0.0,
+        gradient_clip=None,
+        weight_decay=0.01,
+        rprop_increase_factor=1.2,
+        rprop_decrease_factor=0.5,
+        rprop_delta_init=0.1,
+        rprop_delta_min=0.0,
+        rprop_delta_max=50.0,
         class_weight=None,
+        label_smoothing=0.0,
     ):
         # get_params reads this signature, so it restates the base's parameters.
         super().__init__(
@@ -350,7 +363,17 @@ default='glorot_uniform'
             coefs_init=coefs_init,
             intercepts_init=intercepts_init,
             n_jobs=n_jobs,
+            leaky_relu_slope=leaky_relu_slope,
+            dropout=dropout,
+            gradient_clip=gradient_clip,
+            weight_decay=weight_decay,
+            rprop_increase_factor=rprop_increase_factor,
+            rprop_decrease_factor=rprop_decrease_factor,
+            rprop_delta_init=rprop_delta_init,
+            rprop_delta_min=rprop_delta_min,
+            rprop_delta_max=rprop_delta_max,
         )
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
 
     # ------------------------------------------------------------- API
@@ -541,6 +564,16 @@ default='glorot_uniform'
         if self._is_multioutput():
             return None
         return Y.astype(bool) if Y.shape[1] == 1 else None
+
+    def _training_target(self, Y):
+        """Labels smoothed towards the uniform distribution over the K
+        choices of each output: y (1 - eps) + eps / K, K the number of
+        classes for softmax, 2 for each logistic output."""
+        eps = self.label_smoothing
+        if not eps:
+            return Y
+        k = Y.shape[1] if self.out_activation_ == "softmax" else 2
+        return np.ascontiguousarray(Y * (1 - eps) + eps / k, dtype=Y.dtype)
 
     def _callback_target(self, y, Y):
         # Callbacks compare predict's labels with these.

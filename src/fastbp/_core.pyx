@@ -1041,6 +1041,9 @@ cdef class Trainer:
     gradient_clip : float, default=0.0
         If > 0, each minibatch's gradient (L2 term included) is scaled down
         to this global L2 norm when it is longer.
+    dropout_seed : int, default=0
+        Seeds the dropout masks: epoch e of this Trainer draws them with the
+        seed ``mix(dropout_seed + e)``.
     n_threads : int, default=1
         Threads that share each minibatch, at most ``MAX_THREADS``: thread t runs the forward and
         backward pass of rows ``[t*nb/T, (t+1)*nb/T)`` of the batch with its own
@@ -1058,6 +1061,7 @@ cdef class Trainer:
     cdef readonly bint poll_signals
     cdef double alpha, momentum, beta_1, beta_2, epsilon
     cdef double weight_decay, gradient_clip
+    cdef uint64_t dropout_seed, dropout_epochs
     cdef bint nesterov
     cdef Py_ssize_t* units
     cdef int* acts             # n_layers
@@ -1097,7 +1101,8 @@ cdef class Trainer:
                  double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1,
                  object out_groups=None, object activations=None,
                  double act_param=0.01, double loss_param=0.0, object dropout=None,
-                 double weight_decay=0.0, double gradient_clip=0.0):
+                 double weight_decay=0.0, double gradient_clip=0.0,
+                 uint64_t dropout_seed=0):
         cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
         cdef Py_ssize_t T = n_threads
         if self.units != NULL:
@@ -1144,6 +1149,8 @@ cdef class Trainer:
         self.epsilon = epsilon
         self.weight_decay = weight_decay if solver == ADAMW else 0.0
         self.gradient_clip = gradient_clip
+        self.dropout_seed = dropout_seed
+        self.dropout_epochs = 0
         # Signal handlers run in the main thread only; elsewhere polling is moot.
         self.poll_signals = threading.current_thread() is threading.main_thread()
 
@@ -1552,6 +1559,10 @@ cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
     opt.epsilon = tr.epsilon
     opt.decay = lr * tr.weight_decay
 
+    if tr.drop != NULL:
+        tr.dropout_epochs += 1
+        tr.net.seed = _mix64(tr.dropout_seed
+                             + <uint64_t> 0x9E3779B97F4A7C15ULL * tr.dropout_epochs)
     wsq = _params_sum_squares(tr, act[L], &isq)
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start

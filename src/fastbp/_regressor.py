@@ -2,16 +2,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """BPRegressor: the network of ``BaseBP`` with a regression output."""
 
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import validate_data
 
 from ._base import BaseBP
-from ._enums import REGRESSION_OUTPUTS
+from ._enums import REGRESSION_LOSSES, REGRESSION_OUT_ACTIVATIONS, REGRESSION_OUTPUTS
 from ._persist import register
 
 
@@ -295,10 +297,13 @@ default='glorot_uniform'
 
     _parameter_constraints: dict = {
         **BaseBP._parameter_constraints,
-        "loss": [StrOptions(set(REGRESSION_OUTPUTS))],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        "out_activation": [None, StrOptions(set(REGRESSION_OUT_ACTIVATIONS))],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
     _score_name = "R²"
-    _output_activations = tuple(REGRESSION_OUTPUTS.values())
+    _output_activations = REGRESSION_OUT_ACTIVATIONS
 
     def __init__(
         self,
@@ -337,6 +342,18 @@ default='glorot_uniform'
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
+        leaky_relu_slope=0.01,
+        dropout=0.0,
+        gradient_clip=None,
+        weight_decay=0.01,
+        rprop_increase_factor=1.2,
+        rprop_decrease_factor=0.5,
+        rprop_delta_init=0.1,
+        rprop_delta_min=0.0,
+        rprop_delta_max=50.0,
+        out_activation=None,
+        huber_delta=1.0,
+        quantile=0.5,
     ):
         # get_params reads this signature, so it restates the base's
         # parameters (as scikit-learn's MLPRegressor does).
@@ -374,7 +391,19 @@ default='glorot_uniform'
             coefs_init=coefs_init,
             intercepts_init=intercepts_init,
             n_jobs=n_jobs,
+            leaky_relu_slope=leaky_relu_slope,
+            dropout=dropout,
+            gradient_clip=gradient_clip,
+            weight_decay=weight_decay,
+            rprop_increase_factor=rprop_increase_factor,
+            rprop_decrease_factor=rprop_decrease_factor,
+            rprop_delta_init=rprop_delta_init,
+            rprop_delta_min=rprop_delta_min,
+            rprop_delta_max=rprop_delta_max,
         )
+        self.out_activation = out_activation
+        self.huber_delta = huber_delta
+        self.quantile = quantile
         self.loss = loss
 
     @available_if(lambda est: est._check_solver())
@@ -464,10 +493,32 @@ default='glorot_uniform'
     # ------------------------------------------------- the task, for BaseBP
 
     def _output_activation(self):
+        if self.out_activation is not None:
+            return self.out_activation
         return REGRESSION_OUTPUTS[self.loss]
 
     def _output_reason(self):
+        if self.out_activation is not None:
+            return "out_activation=%r" % self.out_activation
         return "loss=%r" % self.loss
+
+    def _core_loss(self):
+        return REGRESSION_LOSSES[self.loss]
+
+    def _loss_param(self):
+        if self.loss == "huber":
+            return self.huber_delta
+        if self.loss == "quantile":
+            return self.quantile
+        return 0.0
+
+    def _check_options(self, n_hidden, incremental):
+        super()._check_options(n_hidden, incremental)
+        if self.loss == "poisson" and self.out_activation not in (None, "exp"):
+            raise ValueError(
+                "loss='poisson' is written for its log link: out_activation=%r "
+                "cannot be used with it (leave out_activation=None, or 'exp')."
+                % self.out_activation)
 
     def _validation_score(self, Y_val, out, sample_weight):
         return r2(Y_val, out, sample_weight)
