@@ -140,9 +140,6 @@ def test_label_smoothing_reaches_the_smoothed_optimum(n_classes):
     _, cg, ig = loss_and_grads_ext(X, Y, est.coefs_, est.intercepts_, [],
                                    est.out_activation_, "log_loss", 1e-3)
     assert max(np.abs(g).max() for g in cg + ig) > 1e-2
-    # Smoothing keeps the probabilities away from 0 and 1.
-    p = est.predict_proba(X)
-    assert p.min() > eps / k / 4
 
 
 # --------------------------------------------------------- equivalences, bitwise
