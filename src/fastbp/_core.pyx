@@ -322,6 +322,16 @@ cdef inline floating _sigmoid(floating v) noexcept nogil:
     return 1 / (1 + _exp(-v))
 
 
+cdef inline floating _tanh_softplus(floating v) noexcept nogil:
+    """tanh(log(1 + e^v)) = n / (n + 2), n = e^v (e^v + 2): one exp."""
+    cdef floating e, n
+    if v > 20:
+        return 1  # 1 - 2 / (n + 2) rounds to 1 in both precisions
+    e = _exp(v)
+    n = e * (e + 2)
+    return n / (n + 2)
+
+
 cdef inline floating _act_value(floating v, int activation, floating slope) noexcept nogil:
     """act(v) for the activations without a vectorized loop of their own."""
     cdef floating t
@@ -334,12 +344,12 @@ cdef inline floating _act_value(floating v, int activation, floating slope) noex
     if activation == SOFTPLUS:
         return _softplus(v)
     if activation == GELU:
-        t = _tanh(<floating> GELU_C * (v + <floating> GELU_K * v * v * v))
-        return <floating> 0.5 * v * (1 + t)
+        # 0.5 v (1 + tanh(u)) = v sigmoid(2u): one exp instead of a tanh.
+        return v * _sigmoid(<floating> (2 * GELU_C) * (v + <floating> GELU_K * v * v * v))
     if activation == SILU:
         return v * _sigmoid(v)
     if activation == MISH:
-        return v * _tanh(_softplus(v))
+        return v * _tanh_softplus(v)
     if activation == SIN:
         return _sin(v)
     return v
@@ -349,15 +359,15 @@ cdef inline floating _act_slope(floating z, int activation) noexcept nogil:
     """act'(z) for the activations that need their pre-activation z."""
     cdef floating t, s, u
     if activation == GELU:
-        u = <floating> GELU_C * (z + <floating> GELU_K * z * z * z)
-        t = _tanh(u)
-        return (<floating> 0.5 * (1 + t) + <floating> 0.5 * z * (1 - t * t)
-                * <floating> GELU_C * (1 + <floating> (3 * GELU_K) * z * z))
+        # With s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z).
+        s = _sigmoid(<floating> (2 * GELU_C) * (z + <floating> GELU_K * z * z * z))
+        return s + z * s * (1 - s) * <floating> (2 * GELU_C) * (
+            1 + <floating> (3 * GELU_K) * z * z)
     if activation == SILU:
         s = _sigmoid(z)
         return s * (1 + z * (1 - s))
     if activation == MISH:
-        t = _tanh(_softplus(z))
+        t = _tanh_softplus(z)
         return t + z * (1 - t * t) * _sigmoid(z)
     if activation == SIN:
         return _cos(z)
@@ -402,6 +412,19 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         elif activation == IDENTITY:
             for j in range(n_cols):
                 row[j] = row[j] + intercept[j]
+        elif activation == GELU:
+            for j in range(n_cols):
+                v = row[j] + intercept[j]
+                if pre_out != NULL:
+                    pre_out[i * n_cols + j] = v
+                row[j] = v * _sigmoid(<floating> (2 * GELU_C) * (
+                    v + <floating> GELU_K * v * v * v))
+        elif activation == SILU:
+            for j in range(n_cols):
+                v = row[j] + intercept[j]
+                if pre_out != NULL:
+                    pre_out[i * n_cols + j] = v
+                row[j] = v * _sigmoid(v)
         elif pre_out != NULL:
             for j in range(n_cols):
                 v = row[j] + intercept[j]
@@ -484,6 +507,12 @@ cdef void _activation_derivative(floating* delta, const floating* a,
         # sigmoid(z) = 1 - exp(-softplus(z)), written with expm1 for small a.
         for i in range(size):
             delta[i] = -delta[i] * _expm1(-a[i])
+    elif activation == GELU:
+        for i in range(size):
+            delta[i] *= _act_slope(pre[i], GELU)
+    elif activation == SILU:
+        for i in range(size):
+            delta[i] *= _act_slope(pre[i], SILU)
     elif needs_pre(activation):
         for i in range(size):
             delta[i] *= _act_slope(pre[i], activation)
