@@ -21,8 +21,8 @@ Design
   ``elu' = a + 1`` for a < 0, ``softplus' = 1 - exp(-a)``). gelu, silu, mish and
   sin are not invertible functions of their output, so only layers with one of
   those keep their pre-activations (``Net.pre``), and only while training.
-- Dropout masks are not stored: a counter-based hash of (seed, row of X, layer,
-  unit) draws them, so the backward pass draws the same mask again, and the
+- Dropout masks are not stored: a counter-based hash (SplitMix64's mixer) of
+  (seed, row of X, layer, pair of units) draws them, 32 bits per unit, so the backward pass draws the same mask again, and the
   mask of a row does not depend on the batch or thread that holds it.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
@@ -541,11 +541,20 @@ cdef inline uint64_t _row_key(uint64_t seed, Py_ssize_t row, Py_ssize_t layer) n
         (<uint64_t> row << 8) + <uint64_t> layer + 1))
 
 
-cdef inline bint _keep(uint64_t row_key, Py_ssize_t unit, double p) noexcept nogil:
-    """Whether unit survives: a uniform draw in [0, 1) from 53 bits is >= p."""
-    cdef uint64_t h = _mix64(row_key + <uint64_t> 0xD1B54A32D192ED03ULL * (
-        <uint64_t> unit + 1))
-    return (h >> 11) * (1.0 / 9007199254740992.0) >= p
+cdef inline uint64_t _pair_bits(uint64_t row_key, Py_ssize_t unit) noexcept nogil:
+    """64 random bits for the pair of units (2k, 2k + 1) that unit belongs to:
+    each unit of the pair reads its own 32-bit half."""
+    return _mix64(row_key + <uint64_t> 0xD1B54A32D192ED03ULL * (
+        <uint64_t> (unit >> 1) + 1))
+
+
+cdef inline uint64_t _drop_threshold(double p) noexcept nogil:
+    """A unit is dropped when its 32 bits fall under p * 2**32 (p < 1)."""
+    return <uint64_t> (p * 4294967296.0)
+
+
+cdef inline bint _kept(uint64_t bits, Py_ssize_t unit, uint64_t threshold) noexcept nogil:
+    return ((bits >> (32 * (unit & 1))) & <uint64_t> 0xFFFFFFFFULL) >= threshold
 
 
 cdef void _dropout(const Net* net, const Block* block, Py_ssize_t layer,
@@ -555,13 +564,15 @@ cdef void _dropout(const Net* net, const Block* block, Py_ssize_t layer,
     cdef Py_ssize_t i, j, n = net.units[layer]
     cdef double p = net.dropout[layer]
     cdef floating scale = <floating> (1.0 / (1.0 - p))
-    cdef uint64_t key
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
     cdef floating* row
     for i in range(block.n_rows):
         key = _row_key(net.seed, _row(block, i), layer)
         row = a + i * n
         for j in range(n):
-            row[j] = row[j] * scale if _keep(key, j, p) else 0
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
+            row[j] = row[j] * scale if _kept(bits, j, threshold) else 0
 
 
 cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer,
@@ -572,12 +583,14 @@ cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer
     cdef Py_ssize_t i, j, k, n = net.units[layer]
     cdef double p = net.dropout[layer]
     cdef floating scale = <floating> (1.0 / (1.0 - p)), keep_rate = <floating> (1.0 - p)
-    cdef uint64_t key
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
     for i in range(block.n_rows):
         key = _row_key(net.seed, _row(block, i), layer)
         for j in range(n):
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
             k = i * n + j
-            if _keep(key, j, p):
+            if _kept(bits, j, threshold):
                 delta[k] = delta[k] * scale
                 a[k] = a[k] * keep_rate
             else:
@@ -589,13 +602,15 @@ def dropout_mask(uint64_t seed, const Py_ssize_t[::1] rows, Py_ssize_t layer,
     """The keep-mask (len(rows), n_units) that training draws for act[layer]
     of the given rows of X under an epoch's seed: for tests and inspection."""
     cdef Py_ssize_t i, j
-    cdef uint64_t key
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
     mask = np.empty((rows.shape[0], n_units), dtype=bool)
     cdef unsigned char[:, ::1] m = mask.view(np.uint8)
     for i in range(rows.shape[0]):
         key = _row_key(seed, rows[i], layer)
         for j in range(n_units):
-            m[i, j] = _keep(key, j, p)
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
+            m[i, j] = _kept(bits, j, threshold)
     return mask
 
 
