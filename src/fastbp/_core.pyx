@@ -572,7 +572,9 @@ cdef void _dropout(const Net* net, const Block* block, Py_ssize_t layer,
         for j in range(n):
             if (j & 1) == 0:
                 bits = _pair_bits(key, j)
-            row[j] = row[j] * scale if _kept(bits, j, threshold) else 0
+            # A select of constants, not a branch: keep/drop is a coin flip
+            # that a branch predictor would miss p of the time.
+            row[j] = row[j] * (scale if _kept(bits, j, threshold) else <floating> 0)
 
 
 cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer,
@@ -584,17 +586,16 @@ cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer
     cdef double p = net.dropout[layer]
     cdef floating scale = <floating> (1.0 / (1.0 - p)), keep_rate = <floating> (1.0 - p)
     cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
+    cdef bint kept
     for i in range(block.n_rows):
         key = _row_key(net.seed, _row(block, i), layer)
         for j in range(n):
             if (j & 1) == 0:
                 bits = _pair_bits(key, j)
             k = i * n + j
-            if _kept(bits, j, threshold):
-                delta[k] = delta[k] * scale
-                a[k] = a[k] * keep_rate
-            else:
-                delta[k] = 0
+            kept = _kept(bits, j, threshold)
+            delta[k] = delta[k] * (scale if kept else <floating> 0)
+            a[k] = a[k] * (keep_rate if kept else <floating> 1)
 
 
 def dropout_mask(uint64_t seed, const Py_ssize_t[::1] rows, Py_ssize_t layer,
