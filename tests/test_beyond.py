@@ -219,11 +219,13 @@ def test_option_dtypes_sparse_and_weights(cls, name, params):
     # A weight of 2 is a duplicated row in a full batch.
     w = np.where(np.arange(len(y)) % 3 == 0, 2.0, 1.0)
     dup = np.repeat(np.arange(len(y)), w.astype(int))
-    full = dict(batch_size=len(dup)) if params.get("solver") != "rprop" else {}
+    stochastic = params.get("solver") != "rprop"
     if name == "dropout":
         return  # masks follow rows of X, so duplicated rows draw other masks
-    weighted = make(cls, params, **full, shuffle=False, alpha=0).fit(X, y, sample_weight=w)
-    duplicated = make(cls, params, **full, shuffle=False, alpha=0).fit(X[dup], y[dup])
+    weighted = make(cls, params, **(dict(batch_size=len(y)) if stochastic else {}),
+                    shuffle=False, alpha=0).fit(X, y, sample_weight=w)
+    duplicated = make(cls, params, **(dict(batch_size=len(dup)) if stochastic else {}),
+                      shuffle=False, alpha=0).fit(X[dup], y[dup])
     for a, b in zip(weighted.coefs_, duplicated.coefs_):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
