@@ -99,7 +99,8 @@ def test_predict_matches_reference(rng, dtype, activation):
     out = np.empty((50, 2), dtype=dtype)
     _core.predict(X.astype(dtype), [c.astype(dtype) for c in coefs],
                   [b.astype(dtype) for b in intercepts],
-                  [ACTIVATIONS[a] for a in acts], ACTIVATIONS["softplus"], out, 0.2)
+                  [ACTIVATIONS[a] for a in acts], ACTIVATIONS["softplus"], out,
+                  act_param=0.2)
     # The forward pass of the reference, through its loss (Y = 0, squared error).
     from numpy_reference import activate_ext
     a = X
