@@ -357,3 +357,30 @@ def test_weighted_dropout_fit_is_reproducible_with_threads():
     for x, z in zip(a.coefs_, b.coefs_):
         np.testing.assert_allclose(x, z, rtol=1e-9, atol=1e-12)
     assert clone(a).get_params() == a.get_params()
+
+
+def test_validation_loss_curve_uses_the_regression_loss():
+    """With eval_set, the validation loss is the training loss's own (huber,
+    quantile...), whatever the output activation: fitting the validation rows
+    as training rows reports the same number in loss_curve_."""
+    X, y = regression()
+    for params in (dict(loss="quantile", quantile=0.3, out_activation="softplus"),
+                   dict(loss="huber", huber_delta=0.2, out_activation="logistic"),
+                   dict(loss="absolute_error")):
+        est = make(BPRegressor, params, max_iter=1, batch_size=len(y), alpha=0,
+                   shuffle=False, solver="sgd", learning_rate_init=1e-12, momentum=0)
+        est.fit(X, np.abs(y) / 3, eval_set=(X, np.abs(y) / 3))
+        # One step of 1e-12: the loss over the epoch's start and its end agree.
+        np.testing.assert_allclose(est.validation_loss_curve_[0], est.loss_curve_[0],
+                                   rtol=1e-9)
+
+
+def test_label_smoothing_per_label_column():
+    X, y = labels()
+    Y = np.column_stack([y, (X[:, 1] > 0).astype(int)])
+    est = BPClassifier(hidden_layer_sizes=(), solver="lbfgs", label_smoothing=0.3,
+                       alpha=1e-3, max_iter=500, random_state=0).fit(X, Y)
+    soft = est._training_target(np.eye(5)[[0, 3]])
+    # Blocks of 3 and 2 classes: off-target entries are eps / 3 and eps / 2.
+    np.testing.assert_allclose(soft, [[0.7 + 0.1, 0.1, 0.1, 0.15, 0.15],
+                                      [0.1, 0.1, 0.1, 0.7 + 0.15, 0.15]])

@@ -1183,7 +1183,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         out = validation.output(self)
         self.validation_loss_curve_.append(
             validation_loss(self.out_activation_, validation.Y, out, validation.weight,
-                            self.coefs_, self.alpha)
+                            self.coefs_, self.alpha, getattr(self, "loss", None),
+                            self._loss_param())
         )
 
     def _reached_stop_loss(self, loss=None):
@@ -1227,21 +1228,33 @@ class _Validation:
         return self._out
 
 
-def validation_loss(out_activation, Y, out, weight, coefs, alpha):
+def validation_loss(out_activation, Y, out, weight, coefs, alpha, loss=None,
+                    loss_param=0.0):
     """The training objective on validation rows, in float64.
 
     The (weighted) mean over rows of the loss of ``out_activation`` (half the
     squared error, the Poisson deviance or the log-loss, probabilities clipped
     to [eps, 1 - eps] of their dtype as the core clips them) plus
     ``alpha / (2 n) * sum(W ** 2)``, n the number of rows or their total
-    weight: the same objective as ``loss_curve_``.
+    weight: the same objective as ``loss_curve_``. A regressor's ``loss``
+    (with its ``loss_param``, huber's delta or the quantile) takes precedence
+    over the output activation, which it need not match.
     """
     from scipy.special import xlogy
 
     eps = np.finfo(out.dtype).eps
     pred = out.astype(np.float64)
     y = Y.astype(np.float64)
-    if out_activation == "identity":
+    d = pred - y
+    if loss == "absolute_error":
+        per_row = np.abs(d).sum(axis=1)
+    elif loss == "huber":
+        h = loss_param
+        per_row = np.where(np.abs(d) <= h, 0.5 * d**2, h * (np.abs(d) - 0.5 * h)).sum(axis=1)
+    elif loss == "quantile":
+        q = loss_param
+        per_row = (q * np.maximum(-d, 0) + (1 - q) * np.maximum(d, 0)).sum(axis=1)
+    elif out_activation == "identity" or loss == "squared_error":
         per_row = 0.5 * ((pred - y) ** 2).sum(axis=1)
     elif out_activation == "exp":
         per_row = (xlogy(y, np.where(y > 0, y, 1.0) / pred) - y + pred).sum(axis=1)

@@ -245,8 +245,9 @@ default='glorot_uniform'
         scikit-learn's ``MLPClassifier`` has no such parameter.
 
     label_smoothing : float in [0, 1), default=0.0
-        Train on targets ``y (1 - eps) + eps / K`` (K classes for softmax, 2
-        for each logistic output) instead of 0/1: the model becomes less
+        Train on targets ``y (1 - eps) + eps / K`` (K classes for softmax, of
+        each label column's block with several columns, 2 for each logistic
+        output) instead of 0/1: the model becomes less
         over-confident and its probabilities better calibrated; use 0.05-0.2
         with large networks. Early stopping still scores the true labels.
 
@@ -624,7 +625,12 @@ default='glorot_uniform'
         eps = self.label_smoothing
         if not eps:
             return Y
-        k = Y.shape[1] if self.out_activation_ == "softmax" else 2
+        if self.out_activation_ != "softmax":
+            k = 2
+        else:
+            # One softmax block per label column: each smooths over its classes.
+            groups = self._output_groups() or [Y.shape[1]]
+            k = np.repeat(np.asarray(groups, dtype=np.float64), groups)
         return np.ascontiguousarray(Y * (1 - eps) + eps / k, dtype=Y.dtype)
 
     def _callback_target(self, y, Y):
