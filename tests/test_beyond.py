@@ -384,3 +384,11 @@ def test_label_smoothing_per_label_column():
     # Blocks of 3 and 2 classes: off-target entries are eps / 3 and eps / 2.
     np.testing.assert_allclose(soft, [[0.7 + 0.1, 0.1, 0.1, 0.15, 0.15],
                                       [0.1, 0.1, 0.1, 0.7 + 0.15, 0.15]])
+
+
+def test_full_batch_rprop_refuses_epoch_options_by_name():
+    X, y = regression()
+    with pytest.raises(ValueError, match="eval_set.*solver='rprop'"):
+        make(BPRegressor, dict(solver="rprop")).fit(X, y, eval_set=(X, y))
+    with pytest.raises(ValueError, match="cosine.*solver='rprop'"):
+        make(BPRegressor, dict(solver="rprop", learning_rate="cosine")).fit(X, y)

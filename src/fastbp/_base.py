@@ -1063,15 +1063,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         stochastic = self.solver in STOCHASTIC_SOLVERS
         if eval_set is not None and not stochastic:
             raise ValueError(
-                "eval_set needs a stochastic solver: solver='lbfgs' has no epochs "
-                "to validate; use solver='adam' or 'sgd'."
+                "eval_set needs a stochastic solver: solver=%r has no epochs "
+                "to validate; use solver='adam' or 'sgd'." % self.solver
             )
         if not stochastic and (self.learning_rate in ("cosine", "exponential")
                                or self.warmup_fraction > 0):
             raise ValueError(
                 "learning_rate=%r and warmup_fraction=%r schedule the stochastic "
-                "solvers; solver='lbfgs' has no learning rate."
-                % (self.learning_rate, self.warmup_fraction)
+                "solvers; solver=%r has no learning rate."
+                % (self.learning_rate, self.warmup_fraction, self.solver)
             )
         if self.warmup_fraction > 0 and self.learning_rate in ("invscaling", "adaptive"):
             raise ValueError(
