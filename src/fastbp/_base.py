@@ -526,7 +526,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 ACTIVATIONS[out_activation],
                 out,
                 self._output_groups(),
-                act_param=float(getattr(self, "leaky_relu_slope", 0.01)),
+                float(getattr(self, "leaky_relu_slope", 0.01)),
             )
         return out
 
