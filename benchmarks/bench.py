@@ -9,6 +9,7 @@ Run from the repository root::
         [--json PATH]
     python benchmarks/bench.py --classifier [--clf-workloads tiny,digits,...]
     python benchmarks/bench.py --markdown run.json[,rerun.json]
+    python benchmarks/bench.py --beyond [--workloads tiny,friedman] [--quick]
 
 By default it measures two OpenBLAS settings, each in a child process (OpenBLAS
 reads its variables when it loads), and reports both side by side: ``auto``
@@ -41,6 +42,14 @@ the same shapes, batch size, dtype and thread count (forward ``a @ W``, backward
 ``a_prev.T @ delta`` and ``delta @ W.T``), timed in a compiled C loop over the
 BLAS fastbp calls (``benchmarks/_gemm_limit.pyx``, built on the fly) and through
 NumPy; the faster of the two is the limit. ``%limit`` is ``gemm_time / time``.
+
+The ``--beyond`` table (run alone) times the options scikit-learn does not have
+at 1 thread: a gelu network, dropout 0.2 on every hidden layer and AdamW, each
+beside fastbp's own relu/Adam fit of the same problem and beside
+scikit-learn's nearest equivalent (tanh for gelu, the smooth activation it
+has; relu/Adam without dropout or decay for the other two). ``x_sklearn`` is
+the scikit-learn time over the fastbp time; ``x_base`` the fastbp time over
+fastbp's relu/Adam time (the cost of the option itself).
 
 This script is not part of the test suite and is never imported by it.
 """
@@ -652,6 +661,73 @@ def run_training(args, workloads, dtypes, threads_list, results):
                 for row in rows:
                     print(train_row(row), flush=True)
                 results["training"].extend(rows)
+
+
+# (label, fastbp parameters, scikit-learn nearest parameters)
+BEYOND_OPTIONS = [
+    ("relu/adam", {}, {}),
+    ("gelu", dict(activation="gelu"), dict(activation="tanh")),
+    ("dropout=0.2", dict(dropout=0.2), {}),
+    ("adamw", dict(solver="adamw", weight_decay=0.01), {}),
+]
+BEYOND_HEADER = ("workload    dtype    option        fastbp ms/ep  sklearn ms/ep"
+                 "  x_sklearn  x_base    r2 fastbp  r2 sklearn")
+
+
+def run_beyond(args, workloads, dtypes, results):
+    """The options beyond scikit-learn beside its nearest equivalent, 1 thread."""
+    print(BEYOND_HEADER)
+    print("-" * len(BEYOND_HEADER))
+    for name in workloads:
+        cfg = dict(WORKLOADS[name])
+        if args.quick:
+            cfg.update(QUICK[name])
+        if args.epochs:
+            cfg["epochs"] = args.epochs
+        if args.repeats:
+            cfg["repeats"] = args.repeats
+        X_train, X_test, y_train, y_test = make_data(name, cfg.get("n_samples"))
+        hidden, batch, epochs, repeats = (cfg["hidden"], cfg["batch"], cfg["epochs"],
+                                          cfg["repeats"])
+        base = _estimator_params(hidden, batch, epochs)
+        for dtype_name in dtypes:
+            dtype = np.dtype(dtype_name).type
+            Xtr, Xte = X_train.astype(dtype), X_test.astype(dtype)
+            ytr = y_train.astype(dtype)
+            best, r2 = {}, {}
+            meter = LoadMeter()
+            with threadpool_limits(limits=1):
+                for _ in range(repeats):
+                    for label, ours, theirs in BEYOND_OPTIONS:
+                        for key, cls, params in (("fastbp", BPRegressor, ours),
+                                                 ("sklearn", MLPRegressor, theirs)):
+                            if key == "sklearn" and not theirs and label != "relu/adam":
+                                continue
+                            model = cls(**{**base, **params})
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore", ConvergenceWarning)
+                                t0 = time.perf_counter()
+                                model.fit(Xtr, ytr)
+                                seconds = time.perf_counter() - t0
+                            k = (label, key)
+                            best[k] = min(best.get(k, np.inf), seconds)
+                            r2[k] = float(r2_score(y_test, model.predict(Xte)))
+                            settle()
+            other = meter.others()
+            for label, ours, theirs in BEYOND_OPTIONS:
+                sk = (label if theirs or label == "relu/adam" else "relu/adam", "sklearn")
+                row = dict(workload=name, dtype=dtype_name, option=label,
+                           fastbp_ms=1e3 * best[(label, "fastbp")] / epochs,
+                           sklearn_ms=1e3 * best[sk] / epochs,
+                           x_sklearn=best[sk] / best[(label, "fastbp")],
+                           x_base=best[(label, "fastbp")] / best[("relu/adam", "fastbp")],
+                           r2_fastbp=r2[(label, "fastbp")], r2_sklearn=r2[sk],
+                           sklearn_nearest=sk[0], other_cores=other)
+                results.setdefault("beyond", []).append(row)
+                print("%-11s %-8s %-13s %12.2f  %13.2f  %9.2f  %6.2f  %9.3f  %10.3f"
+                      % (name, dtype_name, label, row["fastbp_ms"], row["sklearn_ms"],
+                         row["x_sklearn"], row["x_base"], row["r2_fastbp"],
+                         row["r2_sklearn"]), flush=True)
 
 
 CLF_HEADER = (
@@ -1287,6 +1363,9 @@ def parse_args(argv=None):
                    "(OPENBLAS_CORETYPE=Haswell: the AVX2 kernels, without the "
                    "small-matrix path), 'both' (default: each in a child process, "
                    "reported side by side) or 'asis' (this process's environment)")
+    p.add_argument("--beyond", action="store_true",
+                   help="only the options beyond scikit-learn (gelu, dropout, "
+                   "adamw) beside its nearest equivalent, 1 thread")
     p.add_argument("--clf-workloads", default=",".join(CLF_WORKLOADS),
                    help="comma-separated, from %s" % ", ".join(CLF_WORKLOADS))
     args = p.parse_args(argv)
@@ -1296,6 +1375,9 @@ def parse_args(argv=None):
         args.no_train = args.no_predict = args.no_gridsearch = args.no_search = True
     if args.search_candidates is None:
         args.search_candidates = 12 if args.quick else 100
+    if args.beyond:
+        args.no_train = args.no_predict = args.no_gridsearch = args.no_search = True
+        args.no_classifier = True
     args.latency_calls = 500 if args.quick else 3000
     args.predict_repeats = 1 if args.quick else 2
     args.grid_repeats = 1 if args.quick else 2
@@ -1456,6 +1538,8 @@ def main(argv=None):
         run_search(args, results)
     if not args.no_classifier:
         run_classification(args, clf_workloads, dtypes, clf_threads, results)
+    if args.beyond:
+        run_beyond(args, workloads, dtypes, results)
     results["targets"] = targets(results)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - t_start

@@ -163,3 +163,174 @@ def train_epoch(X, Y, rows, coefs, intercepts, state, batch_size, lr, t, *,
     coef_sq = sum(np.sum(W**2) for W in coefs)
     intercept_sq = sum(np.sum(b**2) for b in intercepts)
     return loss_sum, coef_sq, intercept_sq, t
+
+
+# --------------------------------------------------------------------------
+# Beyond scikit-learn: more activations, robust losses, dropout, AdamW, clipping
+# --------------------------------------------------------------------------
+# Every derivative here is written through the pre-activation z, from the
+# textbook formulas, so the kernels' output-based forms are checked against an
+# independent derivation.
+
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def activate_ext(z, name, slope=0.01):
+    """act(z) for every activation fastbp knows."""
+    if name == "leaky_relu":
+        return np.where(z > 0, z, slope * z)
+    if name == "elu":
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+    if name == "selu":
+        return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+    if name == "softplus":
+        return softplus(z)
+    if name == "gelu":
+        c = np.sqrt(2 / np.pi)
+        return 0.5 * z * (1 + np.tanh(c * (z + 0.044715 * z**3)))
+    if name == "silu":
+        return z / (1 + np.exp(-z))
+    if name == "mish":
+        return z * np.tanh(softplus(z))
+    if name == "sin":
+        return np.sin(z)
+    return activate(z, name)
+
+
+def derivative_z(z, name, slope=0.01):
+    """act'(z), from z."""
+    s = 1 / (1 + np.exp(-z))
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "logistic":
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "relu":
+        return (z > 0).astype(float)
+    if name == "exp":
+        return np.exp(z)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, slope)
+    if name == "elu":
+        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))
+    if name == "selu":
+        return SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0)))
+    if name == "softplus":
+        return s
+    if name == "gelu":
+        c, k = np.sqrt(2 / np.pi), 0.044715
+        t = np.tanh(c * (z + k * z**3))
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t**2) * c * (1 + 3 * k * z**2)
+    if name == "silu":
+        return s * (1 + z * (1 - s))
+    if name == "mish":
+        t = np.tanh(softplus(z))
+        return t + z * (1 - t**2) * s
+    if name == "sin":
+        return np.cos(z)
+    raise ValueError("unknown activation %r" % name)
+
+
+def robust_loss(Y, pred, loss, param):
+    """Per-entry loss and dloss/dpred of the regression losses."""
+    d = pred - Y
+    if loss == "squared_error":
+        return 0.5 * d**2, d
+    if loss == "absolute_error":
+        return np.abs(d), np.sign(d)
+    if loss == "huber":
+        small = np.abs(d) <= param
+        value = np.where(small, 0.5 * d**2, param * (np.abs(d) - 0.5 * param))
+        return value, np.clip(d, -param, param)
+    if loss == "quantile":
+        value = param * np.maximum(-d, 0) + (1 - param) * np.maximum(d, 0)
+        return value, np.where(d > 0, 1 - param, np.where(d < 0, -param, 0.0))
+    raise ValueError("unknown loss %r" % loss)
+
+
+def loss_and_grads_ext(X, Y, coefs, intercepts, activations, out_activation, loss,
+                       alpha, *, loss_param=0.0, slope=0.01, masks=None, rates=None,
+                       sample_weight=None):
+    """(loss, coef_grads, intercept_grads) with one activation per hidden layer,
+    any output activation, the robust losses and fixed dropout masks.
+
+    masks[l] (n, units) is the keep-mask of hidden layer l, rates[l] its drop
+    rate; a kept unit is scaled by 1 / (1 - rate). log losses (softmax or
+    logistic outputs) accept soft targets Y.
+    """
+    coefs = as64(coefs)
+    intercepts = as64(intercepts)
+    Y = np.asarray(Y, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+    n = w.sum()
+    L = len(coefs)
+    a = [np.asarray(X, dtype=np.float64)]
+    zs, scales = [], []
+    for layer in range(L):
+        z = a[-1] @ coefs[layer] + intercepts[layer]
+        zs.append(z)
+        if layer + 1 < L:
+            h = activate_ext(z, activations[layer], slope)
+            scale = np.ones_like(h)
+            if masks is not None and rates[layer] > 0:
+                scale = masks[layer] / (1 - rates[layer])
+            scales.append(scale)
+            a.append(h * scale)
+        else:
+            a.append(activate_ext(z, out_activation, slope))
+    pred = a[-1]
+    if out_activation in ("softmax", "logistic") and loss == "log_loss":
+        value_rows = per_sample_loss(Y, pred, "log_loss")
+        delta = pred - Y
+    else:
+        entry, g = robust_loss(Y, pred, loss, loss_param)
+        value_rows = entry.sum(axis=1)
+        delta = g * derivative_z(zs[-1], out_activation, slope)
+    value = np.average(value_rows, weights=w) + l2_penalty(coefs, alpha, n)
+    delta = delta * w[:, None]
+    coef_grads, intercept_grads = [None] * L, [None] * L
+    for layer in range(L - 1, -1, -1):
+        coef_grads[layer] = (a[layer].T @ delta + alpha * coefs[layer]) / n
+        intercept_grads[layer] = delta.sum(axis=0) / n
+        if layer > 0:
+            delta = ((delta @ coefs[layer].T) * scales[layer - 1]
+                     * derivative_z(zs[layer - 1], activations[layer - 1], slope))
+    return value, coef_grads, intercept_grads
+
+
+def adamw_step(params, grads, ms, vs, t, lr_init, beta_1, beta_2, epsilon,
+               weight_decay, n_coefs):
+    """One AdamW step in place: the first n_coefs params (the weights) decay by
+    lr * weight_decay times their value before the step; returns t + 1."""
+    t += 1
+    lr = lr_init * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    for i, (p, g, m, v) in enumerate(zip(params, grads, ms, vs)):
+        m[...] = beta_1 * m + (1 - beta_1) * g
+        v[...] = beta_2 * v + (1 - beta_2) * g**2
+        decay = lr_init * weight_decay * p if i < n_coefs else 0.0
+        p -= lr * m / (np.sqrt(v) + epsilon) + decay
+    return t
+
+
+def clip_by_global_norm(grads, max_norm):
+    """grads scaled to global L2 norm max_norm when longer."""
+    norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+    factor = min(1.0, max_norm / norm)
+    return [g * factor for g in grads]
+
+
+def irprop_minus(param, grad, prev_grad, step, increase, decrease, step_min, step_max):
+    """One iRPROP- step on float64 copies; returns (param, prev_grad, step)."""
+    param, grad, step = param.copy(), grad.copy(), step.copy()
+    same = grad * prev_grad > 0
+    flip = grad * prev_grad < 0
+    step[same] = np.minimum(step[same] * increase, step_max)
+    step[flip] = np.maximum(step[flip] * decrease, step_min)
+    grad[flip] = 0
+    return param - np.sign(grad) * step, grad, step

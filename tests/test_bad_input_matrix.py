@@ -17,6 +17,7 @@ each target kind, with its own entry points: ``predict_proba`` and
 """
 
 import copy
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -958,8 +959,17 @@ def _truncate(path):
 
 
 def _flip_a_byte(path):
+    # A byte in the middle of the first weight matrix's stored bytes: a byte at
+    # a fixed offset of the file may fall on a field that readers ignore (a
+    # local header's size), and the file would stay a valid model.
     data = bytearray(path.read_bytes())
-    data[len(data) // 3] ^= 0xFF
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("coefs_.0.npy")
+    head = info.header_offset
+    name_len = int.from_bytes(data[head + 26:head + 28], "little")
+    extra_len = int.from_bytes(data[head + 28:head + 30], "little")
+    start = head + 30 + name_len + extra_len
+    data[start + info.compress_size // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     return path
 

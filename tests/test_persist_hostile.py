@@ -498,8 +498,10 @@ REFUSED = {
         {"loss_curve_": x["loss_curve_"].astype(np.float32)})),
     "array used twice": ("sgd_early", lambda p, a, x: a["_best_coefs"].__setitem__(
         0, {"$array": "coefs_.0"})),
-    "logistic output for a regressor": ("lbfgs_poisson", lambda p, a, x: a.update(
-        out_activation_="logistic")),
+    "softmax output for a regressor": ("lbfgs_poisson", lambda p, a, x: a.update(
+        out_activation_="softmax")),
+    "activation list longer than the layers": ("lbfgs_poisson", lambda p, a, x: p.update(
+        activation=["tanh", "relu", "gelu"])),
     "relu output": ("lbfgs_poisson", lambda p, a, x: a.update(out_activation_="relu")),
     "list output": ("lbfgs_poisson", lambda p, a, x: a.update(
         out_activation_=["identity"])),

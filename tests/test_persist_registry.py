@@ -200,4 +200,8 @@ def test_register_checks_the_declarations():
 
 
 def test_output_activations_come_from_one_table():
-    assert set(_persist._LOSS_FOR_OUTPUT) == {"identity", "exp", "logistic", "softmax"}
+    from fastbp import BPClassifier
+
+    assert set(_persist._OUTPUTS["regression"]) == set(BPRegressor._output_activations)
+    assert set(_persist._OUTPUTS["classification"]) == set(
+        BPClassifier._output_activations)

@@ -66,10 +66,18 @@ def test_tags_say_multi_output():
 
 
 def test_get_params_match_mlpregressor():
-    # A drop-in replacement: every parameter of sklearn's, with the same
-    # default; fastbp's own options come on top.
-    ours, theirs = BPRegressor().get_params(), MLPRegressor().get_params()
+    # A drop-in replacement: every MLPRegressor parameter with the same default,
+    # in the same order; fastbp's own parameters come after them, keyword-only.
+    import inspect
+
+    theirs = MLPRegressor().get_params()
+    ours = BPRegressor().get_params()
     assert {k: ours[k] for k in theirs} == theirs
+    names = list(inspect.signature(BPRegressor).parameters)
+    assert names[:len(theirs)] == list(inspect.signature(MLPRegressor).parameters)
+    for name in names[len(theirs):]:
+        assert inspect.signature(BPRegressor).parameters[name].kind == (
+            inspect.Parameter.KEYWORD_ONLY)
 
 
 # ------------------------------------------------------------- meta-estimators

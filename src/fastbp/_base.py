@@ -47,10 +47,11 @@ from ._enums import (
     HIDDEN_ACTIVATIONS,
     LOSS_FOR_OUTPUT,
     N_MOMENTS,
+    SOLVERS,
     STOCHASTIC_SOLVERS,
 )
 from ._progress import CallbackSupport, EpochReporter, callback_scope
-from ._solvers import DIVERGED, DIVERGED_ADVICE, Checkpoint, as_rows, fit_lbfgs
+from ._solvers import DIVERGED, DIVERGED_ADVICE, Checkpoint, as_rows, fit_lbfgs, fit_rprop
 from ._threads import (
     blas_threads,
     blas_threads_for,
@@ -162,8 +163,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw", "rprop"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions(set(LEARNING_RATES))],
@@ -197,6 +198,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         "coefs_init": [None, list, tuple],
         "intercepts_init": [None, list, tuple],
         "n_jobs": [None, Integral],
+        "leaky_relu_slope": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
+        "gradient_clip": [None, Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "rprop_increase_factor": [Interval(Real, 1, None, closed="neither")],
+        "rprop_decrease_factor": [Interval(Real, 0, 1, closed="neither")],
+        "rprop_delta_init": [Interval(Real, 0, None, closed="neither")],
+        "rprop_delta_min": [Interval(Real, 0, None, closed="left")],
+        "rprop_delta_max": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -235,6 +245,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
+        leaky_relu_slope=0.01,
+        dropout=0.0,
+        gradient_clip=None,
+        weight_decay=0.01,
+        rprop_increase_factor=1.2,
+        rprop_decrease_factor=0.5,
+        rprop_delta_init=0.1,
+        rprop_delta_min=0.0,
+        rprop_delta_max=50.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -269,6 +288,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         self.coefs_init = coefs_init
         self.intercepts_init = intercepts_init
         self.n_jobs = n_jobs
+        self.leaky_relu_slope = leaky_relu_slope
+        self.dropout = dropout
+        self.gradient_clip = gradient_clip
+        self.weight_decay = weight_decay
+        self.rprop_increase_factor = rprop_increase_factor
+        self.rprop_decrease_factor = rprop_decrease_factor
+        self.rprop_delta_init = rprop_delta_init
+        self.rprop_delta_min = rprop_delta_min
+        self.rprop_delta_max = rprop_delta_max
 
     # ------------------------------------------------------- fast set-up
 
@@ -370,6 +398,100 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         the output activation applies to the whole output layer)."""
         return None
 
+    def _training_target(self, Y):
+        """The target the loss is computed on (a classifier smooths its labels)."""
+        return Y
+
+    def _core_loss(self):
+        """The core's loss enum for the fitted output."""
+        return LOSS_FOR_OUTPUT[self.out_activation_]
+
+    def _loss_param(self):
+        """The loss's parameter for the core (huber's delta, the quantile)."""
+        return 0.0
+
+    def _check_options(self, n_hidden, incremental):
+        """Options that cannot combine: a ValueError naming both parameters."""
+        self._hidden_activations(n_hidden)
+        dropout = self._dropout_rates(n_hidden)
+        if self.solver in ("lbfgs", "rprop"):
+            if dropout is not None:
+                raise ValueError(
+                    "dropout=%r needs a stochastic solver; solver=%r evaluates the "
+                    "exact full-batch loss (use solver='sgd', 'adam' or 'adamw')."
+                    % (self.dropout, self.solver))
+            if self.gradient_clip is not None:
+                raise ValueError(
+                    "gradient_clip=%r applies to minibatch steps; solver=%r does not "
+                    "take any (use solver='sgd', 'adam' or 'adamw')."
+                    % (self.gradient_clip, self.solver))
+        if self.solver == "rprop":
+            if self.batch_size != "auto":
+                raise ValueError(
+                    "solver='rprop' is full-batch (iRPROP-); batch_size=%r cannot be "
+                    "used with it: leave batch_size='auto'." % (self.batch_size,))
+            if self.early_stopping:
+                raise ValueError(
+                    "early_stopping=True needs a stochastic solver; solver='rprop' "
+                    "stops on the training loss (tol, n_iter_no_change).")
+            if not self.rprop_delta_min <= self.rprop_delta_init <= self.rprop_delta_max:
+                raise ValueError(
+                    "rprop_delta_init=%r must lie between rprop_delta_min=%r and "
+                    "rprop_delta_max=%r." % (self.rprop_delta_init,
+                                             self.rprop_delta_min, self.rprop_delta_max))
+
+    def _hidden_activations(self, n_hidden):
+        """One activation name per hidden layer."""
+        activation = self.activation
+        if isinstance(activation, str):
+            return [activation] * n_hidden
+        names = list(activation)
+        if len(names) != n_hidden:
+            raise ValueError(
+                "activation has %d entries but hidden_layer_sizes=%r has %d hidden "
+                "layers: give one activation per hidden layer."
+                % (len(names), self.hidden_layer_sizes, n_hidden))
+        for name in names:
+            if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
+                raise ValueError("activation entries must be among %s; got %r."
+                                 % (list(HIDDEN_ACTIVATIONS), name))
+        return names
+
+    def _dropout_rates(self, n_hidden):
+        """One drop rate per hidden layer, or None when nothing is dropped."""
+        dropout = self.dropout
+        if isinstance(dropout, (list, tuple)):
+            rates = list(dropout)
+            if len(rates) != n_hidden:
+                raise ValueError(
+                    "dropout has %d entries but hidden_layer_sizes=%r has %d hidden "
+                    "layers: give one rate per hidden layer, or one float."
+                    % (len(rates), self.hidden_layer_sizes, n_hidden))
+            for p in rates:
+                if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
+                    raise ValueError("dropout rates must be floats in [0, 1); got %r."
+                                     % (p,))
+            rates = [float(p) for p in rates]
+        else:
+            rates = [float(dropout)] * n_hidden
+        return rates if any(p > 0 for p in rates) else None
+
+    def _activation_codes(self, n_hidden):
+        """The core's activation enum of every layer, the output's last."""
+        return ([ACTIVATIONS[a] for a in self._hidden_activations(n_hidden)]
+                + [ACTIVATIONS[self.out_activation_]])
+
+    def _trainer_options(self, n_hidden):
+        """The Trainer keywords the options of this section set."""
+        return dict(
+            activations=self._activation_codes(n_hidden),
+            act_param=float(self.leaky_relu_slope),
+            loss_param=float(self._loss_param()),
+            dropout=self._dropout_rates(n_hidden),
+            weight_decay=float(self.weight_decay) if self.solver == "adamw" else 0.0,
+            gradient_clip=float(self.gradient_clip or 0.0),
+        )
+
     # -------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -463,6 +585,10 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         # One read of each attribute: the layers and the output they belong to.
         coefs, intercepts = self.coefs_, self.intercepts_
         activation, out_activation = self.activation, self.out_activation_
+        if isinstance(activation, str):
+            activation = ACTIVATIONS[activation]
+        else:
+            activation = [ACTIVATIONS[a] for a in self._hidden_activations(len(coefs) - 1)]
         if coefs[0].dtype != X.dtype:
             coefs = [np.ascontiguousarray(c, dtype=X.dtype) for c in coefs]
             intercepts = [np.ascontiguousarray(b, dtype=X.dtype) for b in intercepts]
@@ -481,11 +607,12 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
                 rows,
                 coefs,
                 intercepts,
-                ACTIVATIONS[activation],
+                activation,
                 ACTIVATIONS[out_activation],
                 out,
                 self._output_groups(),
                 n_threads,
+                float(getattr(self, "leaky_relu_slope", 0.01)),
             )
         return out
 
@@ -537,6 +664,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         self._check_training_options(eval_set)
+        self._check_options(len(hidden), incremental)
 
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
@@ -578,7 +706,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         callback_data = dict(X=X, y=self._callback_target(y, Y),
                              sample_weight=sample_weight)
         if self.solver == "lbfgs":
-            fit_lbfgs(self, X, Y, sample_weight, callback_data)
+            fit_lbfgs(self, X, self._training_target(Y), sample_weight, callback_data)
+        elif self.solver == "rprop":
+            fit_rprop(self, X, self._training_target(Y), sample_weight, callback_data)
         else:
             self._fit_stochastic(X, Y, sample_weight, incremental, callback_data,
                                  eval_set)
@@ -769,15 +899,22 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         batch_size = self._batch_size(n_train)
         layer_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         n_threads = self._fit_threads(layer_units, batch_size)
+        n_hidden = len(self.coefs_) - 1
+        options = self._trainer_options(n_hidden)
+        if options["dropout"] is not None:
+            # Drawn only when dropping, so that other fits draw what sklearn draws;
+            # t_ moves the masks on from one partial_fit call to the next.
+            base = int(self._random_state.randint(np.iinfo(np.int32).max))
+            options["dropout_seed"] = (base * 0x9E3779B97F4A7C15 + self.t_) % 2**64
         trainer = _core.Trainer(
             self.coefs_,
             self.intercepts_,
             state["moments"],
             batch_size,
-            ACTIVATIONS[self.activation],
+            ACTIVATIONS["identity"],  # per layer: options["activations"]
             ACTIVATIONS[self.out_activation_],
-            LOSS_FOR_OUTPUT[self.out_activation_],
-            _core.Solver.ADAM if self.solver == "adam" else _core.Solver.SGD,
+            self._core_loss(),
+            SOLVERS[self.solver],
             alpha=float(self.alpha),
             momentum=float(self.momentum),
             nesterov=bool(self.nesterovs_momentum),
@@ -787,12 +924,14 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             dense_input=not sp.issparse(X),
             n_threads=n_threads,
             out_groups=self._output_groups(),
+            **options,
         )
         self.n_iter_ = 0
         blas = (blas_threads_for(layer_units, batch_size, n_threads)
                 if self.n_jobs is None else one_blas_thread())
         with blas:
-            self._run_epochs(trainer, as_rows(X), Y, weights, train_idx, n_train,
+            self._run_epochs(trainer, as_rows(X), self._training_target(Y), weights,
+                             train_idx, n_train,
                              batch_size, validation, incremental, callback_data)
         if self.early_stopping and self.restore_best_weights:
             self.coefs_ = [c.copy() for c in self._best_coefs]
@@ -1106,15 +1245,15 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         stochastic = self.solver in STOCHASTIC_SOLVERS
         if eval_set is not None and not stochastic:
             raise ValueError(
-                "eval_set needs a stochastic solver: solver='lbfgs' has no epochs "
-                "to validate; use solver='adam' or 'sgd'."
+                "eval_set needs a stochastic solver: solver=%r has no epochs "
+                "to validate; use solver='adam' or 'sgd'." % self.solver
             )
         if not stochastic and (self.learning_rate in ("cosine", "exponential")
                                or self.warmup_fraction > 0):
             raise ValueError(
                 "learning_rate=%r and warmup_fraction=%r schedule the stochastic "
-                "solvers; solver='lbfgs' has no learning rate."
-                % (self.learning_rate, self.warmup_fraction)
+                "solvers; solver=%r has no learning rate."
+                % (self.learning_rate, self.warmup_fraction, self.solver)
             )
         if self.warmup_fraction > 0 and self.learning_rate in ("invscaling", "adaptive"):
             raise ValueError(
@@ -1226,7 +1365,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         out = validation.output(self)
         self.validation_loss_curve_.append(
             validation_loss(self.out_activation_, validation.Y, out, validation.weight,
-                            self.coefs_, self.alpha)
+                            self.coefs_, self.alpha, getattr(self, "loss", None),
+                            self._loss_param())
         )
 
     def _reached_stop_loss(self, loss=None):
@@ -1270,21 +1410,33 @@ class _Validation:
         return self._out
 
 
-def validation_loss(out_activation, Y, out, weight, coefs, alpha):
+def validation_loss(out_activation, Y, out, weight, coefs, alpha, loss=None,
+                    loss_param=0.0):
     """The training objective on validation rows, in float64.
 
     The (weighted) mean over rows of the loss of ``out_activation`` (half the
     squared error, the Poisson deviance or the log-loss, probabilities clipped
     to [eps, 1 - eps] of their dtype as the core clips them) plus
     ``alpha / (2 n) * sum(W ** 2)``, n the number of rows or their total
-    weight: the same objective as ``loss_curve_``.
+    weight: the same objective as ``loss_curve_``. A regressor's ``loss``
+    (with its ``loss_param``, huber's delta or the quantile) takes precedence
+    over the output activation, which it need not match.
     """
     from scipy.special import xlogy
 
     eps = np.finfo(out.dtype).eps
     pred = out.astype(np.float64)
     y = Y.astype(np.float64)
-    if out_activation == "identity":
+    d = pred - y
+    if loss == "absolute_error":
+        per_row = np.abs(d).sum(axis=1)
+    elif loss == "huber":
+        h = loss_param
+        per_row = np.where(np.abs(d) <= h, 0.5 * d**2, h * (np.abs(d) - 0.5 * h)).sum(axis=1)
+    elif loss == "quantile":
+        q = loss_param
+        per_row = (q * np.maximum(-d, 0) + (1 - q) * np.maximum(d, 0)).sum(axis=1)
+    elif out_activation == "identity" or loss == "squared_error":
         per_row = 0.5 * ((pred - y) ** 2).sum(axis=1)
     elif out_activation == "exp":
         per_row = (xlogy(y, np.where(y > 0, y, 1.0) / pred) - y + pred).sum(axis=1)

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """BPClassifier: the network of ``BaseBP`` with a classification output."""
 
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
@@ -44,13 +46,23 @@ class BPClassifier(ClassifierMixin, BaseBP):
         means no hidden layer: logistic (or softmax) regression trained by
         gradient descent.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers: scikit-learn's ``'identity'``,
+        ``'logistic'``, ``'tanh'``, ``'relu'``, and ``'leaky_relu'`` (slope
+        ``leaky_relu_slope``), ``'elu'``, ``'selu'``, ``'softplus'``,
+        ``'gelu'`` (tanh form), ``'silu'``, ``'mish'`` and ``'sin'``; or a list
+        with one of these per hidden layer. gelu, silu and mish often train
+        deeper networks more smoothly than relu; sin suits periodic targets
+        and coordinate inputs; selu self-normalises deep plain stacks.
 
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+    solver : {'lbfgs', 'sgd', 'adam', 'adamw', 'rprop'}, default='adam'
         The weight optimizer. ``'lbfgs'`` is SciPy's L-BFGS-B over full-batch
         loss and gradient evaluations computed in compiled code, in the data's
-        dtype.
+        dtype. ``'adamw'`` is Adam with decoupled weight decay
+        (``weight_decay``): use it when the L2 penalty of Adam regularises
+        too little on large weights. ``'rprop'`` is iRPROP- (full batch, as
+        the FANN library trains): fast and nearly free of tuning on small
+        data sets; it has no ``partial_fit``, ``batch_size`` or early stopping.
 
     alpha : float, default=0.0001
         Strength of the L2 penalty on the weights (not the intercepts), divided
@@ -185,6 +197,42 @@ default='glorot_uniform'
         Threads help large layers only; on small networks, or with more threads
         than idle cores, they slow a fit down (often several times).
 
+    leaky_relu_slope : float, default=0.01
+        Slope of ``'leaky_relu'`` for negative inputs. Raise it (0.1-0.3) when
+        many relu units die (stay at 0 for every row).
+
+    dropout : float or list of float, default=0.0
+        Inverted dropout: each hidden unit is zeroed with this probability
+        while training (one rate per hidden layer with a list) and the kept
+        ones are scaled by ``1 / (1 - p)``; off at predict time. Use it
+        against overfitting on wide networks and small data. Masks come from a
+        counter-based hash of (a seed drawn from ``random_state``, epoch, row,
+        layer, unit), so fits are reproducible, bitwise for a given number of
+        threads. Stochastic solvers only (sgd, adam, adamw).
+
+    gradient_clip : float or None, default=None
+        Scale each minibatch's gradient (the L2 term included) down to this
+        global L2 norm when it is longer. Use it when the loss spikes or
+        diverges on outliers or with large learning rates. Stochastic solvers
+        only.
+
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay: each ``solver='adamw'`` step also
+        multiplies the weights (not the intercepts) by ``1 - learning_rate *
+        weight_decay``, outside Adam's moments. Ignored by the other solvers.
+        It is a parameter of its own rather than ``alpha`` because ``alpha``
+        keeps scikit-learn's meaning for every solver (an L2 term in the loss,
+        divided by the number of rows, that ``loss_`` reports); set
+        ``alpha=0`` for AdamW as in the literature. The default is PyTorch's.
+
+    rprop_increase_factor, rprop_decrease_factor : float, defaults 1.2, 0.5
+        iRPROP-'s step-size factors when a weight's gradient keeps or flips
+        its sign (``solver='rprop'``; FANN's defaults).
+
+    rprop_delta_init, rprop_delta_min, rprop_delta_max : float, defaults 0.1, 0.0, 50.0
+        iRPROP-'s initial step size of every weight and its bounds (FANN's
+        defaults).
+
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes: each row's weight is its class's weight times
         its ``sample_weight``. ``'balanced'`` uses
@@ -194,6 +242,13 @@ default='glorot_uniform'
         and ``'balanced'`` not with ``partial_fit`` (its counts would change
         from batch to batch; pass a dict computed on the whole data instead).
         scikit-learn's ``MLPClassifier`` has no such parameter.
+
+    label_smoothing : float in [0, 1), default=0.0
+        Train on targets ``y (1 - eps) + eps / K`` (K classes for softmax, of
+        each label column's block with several columns, 2 for each logistic
+        output) instead of 0/1: the model becomes less
+        over-confident and its probabilities better calibrated; use 0.05-0.2
+        with large networks. Early stopping still scores the true labels.
 
     Attributes
     ----------
@@ -270,6 +325,7 @@ default='glorot_uniform'
     _parameter_constraints: dict = {
         **BaseBP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
     _fitted_attributes = ("classes_",) + NETWORK_ATTRIBUTES
     _derived_attributes = ("_label_binarizer",)
@@ -312,7 +368,17 @@ default='glorot_uniform'
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
+        leaky_relu_slope=0.01,
+        dropout=0.0,
+        gradient_clip=None,
+        weight_decay=0.01,
+        rprop_increase_factor=1.2,
+        rprop_decrease_factor=0.5,
+        rprop_delta_init=0.1,
+        rprop_delta_min=0.0,
+        rprop_delta_max=50.0,
         class_weight=None,
+        label_smoothing=0.0,
     ):
         # get_params reads this signature, so it restates the base's parameters.
         super().__init__(
@@ -349,7 +415,17 @@ default='glorot_uniform'
             coefs_init=coefs_init,
             intercepts_init=intercepts_init,
             n_jobs=n_jobs,
+            leaky_relu_slope=leaky_relu_slope,
+            dropout=dropout,
+            gradient_clip=gradient_clip,
+            weight_decay=weight_decay,
+            rprop_increase_factor=rprop_increase_factor,
+            rprop_decrease_factor=rprop_decrease_factor,
+            rprop_delta_init=rprop_delta_init,
+            rprop_delta_min=rprop_delta_min,
+            rprop_delta_max=rprop_delta_max,
         )
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
 
     # ------------------------------------------------------------- API
@@ -540,6 +616,21 @@ default='glorot_uniform'
         if self._is_multioutput():
             return None
         return Y.astype(bool) if Y.shape[1] == 1 else None
+
+    def _training_target(self, Y):
+        """Labels smoothed towards the uniform distribution over the K
+        choices of each output: y (1 - eps) + eps / K, K the number of
+        classes for softmax, 2 for each logistic output."""
+        eps = self.label_smoothing
+        if not eps:
+            return Y
+        if self.out_activation_ != "softmax":
+            k = 2
+        else:
+            # One softmax block per label column: each smooths over its classes.
+            groups = self._output_groups() or [Y.shape[1]]
+            k = np.repeat(np.asarray(groups, dtype=np.float64), groups)
+        return np.ascontiguousarray(Y * (1 - eps) + eps / k, dtype=Y.dtype)
 
     def _callback_target(self, y, Y):
         # Callbacks compare predict's labels with these.

@@ -119,6 +119,31 @@ def layer_sizes(text):
     return sizes
 
 
+def activations(text):
+    """One hidden activation, or a comma-separated list of one per layer."""
+    from ._enums import HIDDEN_ACTIVATIONS
+
+    names = [name.strip() for name in text.split(",")]
+    bad = [name for name in names if name not in HIDDEN_ACTIVATIONS]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            "unknown activation %r; choose among %s, or a comma-separated list of "
+            "one per hidden layer" % (bad[0], ", ".join(HIDDEN_ACTIVATIONS)))
+    return names[0] if len(names) == 1 else names
+
+
+def dropout_rates(text):
+    """One drop rate in [0, 1), or a comma-separated list of one per layer."""
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        rates = [-1.0]
+    if not all(0 <= rate < 1 for rate in rates):
+        raise argparse.ArgumentTypeError(
+            "expected drop rates in [0, 1) like 0.2 or 0.2,0.1, got %r" % text)
+    return rates[0] if len(rates) == 1 else rates
+
+
 def column_names(text):
     names = [name.strip() for name in text.split(",")]
     if not all(names):
@@ -162,10 +187,27 @@ they are. Column options take comma-separated names and may be repeated.
 _ESTIMATOR_OPTIONS = [
     ("--hidden", "hidden_layer_sizes", dict(type=layer_sizes, metavar="SIZES"),
      "hidden layer sizes, like 64,64; 'none' for no hidden layer"),
-    ("--activation", "activation",
-     dict(choices=["identity", "logistic", "tanh", "relu"]), "hidden activation"),
-    ("--solver", "solver", dict(choices=["lbfgs", "sgd", "adam"]), "optimizer"),
-    ("--loss", "loss", dict(choices=["squared_error", "poisson"]), "loss"),
+    ("--activation", "activation", dict(type=activations, metavar="NAME[,NAME...]"),
+     "hidden activation (relu, tanh, gelu, ...), or one per hidden layer"),
+    ("--solver", "solver", dict(choices=["lbfgs", "sgd", "adam", "adamw", "rprop"]),
+     "optimizer"),
+    ("--loss", "loss", dict(choices=["squared_error", "poisson", "absolute_error",
+                                     "huber", "quantile"]), "regression loss"),
+    ("--out-activation", "out_activation",
+     dict(choices=["identity", "logistic", "softplus", "exp"]),
+     "regression output activation (default: the loss's own)"),
+    ("--huber-delta", "huber_delta", dict(type=positive_number, metavar="DELTA"),
+     "where --loss huber turns from squared to absolute error"),
+    ("--quantile", "quantile", dict(type=fraction, metavar="Q"),
+     "the quantile that --loss quantile predicts"),
+    ("--label-smoothing", "label_smoothing", dict(type=fraction, metavar="EPS"),
+     "classifier label smoothing"),
+    ("--dropout", "dropout", dict(type=dropout_rates, metavar="P[,P...]"),
+     "drop rate of the hidden units while training, or one per hidden layer"),
+    ("--gradient-clip", "gradient_clip", dict(type=positive_number, metavar="NORM"),
+     "clip each minibatch gradient to this global norm"),
+    ("--weight-decay", "weight_decay", dict(type=non_negative_number, metavar="WD"),
+     "decoupled weight decay of --solver adamw"),
     ("--alpha", "alpha", dict(type=non_negative_number, metavar="ALPHA"),
      "L2 penalty"),
     ("--batch-size", "batch_size", dict(type=batch_size, metavar="N"),
@@ -211,9 +253,10 @@ def _show_default(value):
 
 def add_commands(commands):
     """Add the ``fit`` and ``predict`` subcommands to an argparse subparsers."""
+    from ._classifier import BPClassifier
     from ._regressor import BPRegressor
 
-    defaults = BPRegressor().get_params()
+    defaults = {**BPClassifier().get_params(), **BPRegressor().get_params()}
     fit = commands.add_parser(
         "fit",
         help="train a BPRegressor or BPClassifier on a CSV or Parquet file and save it",
@@ -549,7 +592,15 @@ def _network(args, kind):
 
         if params.pop("loss") != BPRegressor().loss:
             raise CLIError("--loss is for regressors; a classifier's loss is the log-loss")
+        regressor_only = BPRegressor().get_params()
+        for name in ("out_activation", "huber_delta", "quantile"):
+            if params.pop(name) != regressor_only[name]:
+                raise CLIError("--%s is for regressors" % name.replace("_", "-"))
         return BPClassifier(**params, verbose=args.verbose)
+    from ._classifier import BPClassifier
+
+    if params.pop("label_smoothing") != BPClassifier().label_smoothing:
+        raise CLIError("--label-smoothing is for classifiers")
     return BPRegressor(**params, verbose=args.verbose)
 
 

@@ -17,8 +17,13 @@ Design
   dtype branch is taken at compile time.
 - Matrices are row-major. ``_gemm`` is the only door to BLAS and the only place
   where ``const`` is cast away.
-- Activation derivatives are taken from the layer *output* (``tanh' = 1 - a*a``),
-  so pre-activations are never stored.
+- Activation derivatives are taken from the layer *output* (``tanh' = 1 - a*a``,
+  ``elu' = a + 1`` for a < 0, ``softplus' = 1 - exp(-a)``). gelu, silu, mish and
+  sin are not invertible functions of their output, so only layers with one of
+  those keep their pre-activations (``Net.pre``), and only while training.
+- Dropout masks are not stored: a counter-based hash (SplitMix64's mixer) of
+  (seed, row of X, layer, pair of units) draws them, 32 bits per unit, so the backward pass draws the same mask again, and the
+  mask of a row does not depend on the batch or thread that holds it.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
 - Sample weights scale each row's delta; a batch's gradients are divided by
@@ -46,7 +51,10 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport INFINITY, exp, expf, log, pow, sqrt, sqrtf, tanh, tanhf
+from libc.math cimport (INFINITY, cos, cosf, exp, expf, expm1, expm1f, fabs, log, log1p,
+                        log1pf,
+                        pow, sin, sinf, sqrt, sqrtf, tanh, tanhf)
+from libc.stdint cimport uint64_t
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
 from cpython.exc cimport PyErr_CheckSignals
@@ -62,6 +70,14 @@ cpdef enum Activation:
     RELU = 3
     EXP = 4
     SOFTMAX = 5         # output layer only, paired with LOG_LOSS
+    LEAKY_RELU = 6      # slope from Net.act_param
+    ELU = 7
+    SELU = 8
+    SOFTPLUS = 9
+    GELU = 10           # tanh form; needs the pre-activation
+    SILU = 11           # needs the pre-activation
+    MISH = 12           # needs the pre-activation
+    SIN = 13            # needs the pre-activation
 
 
 cpdef enum Loss:
@@ -69,11 +85,15 @@ cpdef enum Loss:
     POISSON = 1
     LOG_LOSS = 2        # softmax output: multiclass
     BINARY_LOG_LOSS = 3  # logistic outputs: binary and multilabel
+    ABSOLUTE_ERROR = 4
+    HUBER = 5           # delta from Net.loss_param
+    QUANTILE = 6        # pinball loss; quantile from Net.loss_param
 
 
 cpdef enum Solver:
     SGD = 0
     ADAM = 1
+    ADAMW = 2           # Adam with decoupled weight decay (Step.decay)
 
 
 # The most threads a Trainer splits a batch over; OpenMP budgets above it are
@@ -140,6 +160,12 @@ cdef struct Net:
     void** intercept_grad
     void** moment_1
     void** moment_2
+    void** pre              # per thread, per layer: z, or NULL if not needed
+    const int* activations  # n_layers: each layer's activation, output last
+    const double* dropout   # n_layers + 1 drop rates of act[l] (NULL: none)
+    uint64_t seed           # this epoch's dropout seed
+    double act_param        # leaky_relu's slope
+    double loss_param       # huber's delta, or the quantile
     int activation
     int out_activation
     int loss
@@ -160,6 +186,7 @@ cdef struct Step:
     double beta_1
     double beta_2
     double epsilon
+    double decay        # AdamW: lr * weight_decay, applied to the weights
 
 
 # What an epoch reports; adam_t goes in as the step count so far.
@@ -311,11 +338,121 @@ cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 # Activations, each beside its derivative
 # --------------------------------------------------------------------------
 
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating _expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating _sin(floating x) noexcept nogil:
+    if floating is float:
+        return sinf(x)
+    else:
+        return sin(x)
+
+
+cdef inline floating _cos(floating x) noexcept nogil:
+    if floating is float:
+        return cosf(x)
+    else:
+        return cos(x)
+
+
+# SELU's constants (Klambauer et al. 2017) and GELU's tanh-form constants.
+cdef double SELU_SCALE = 1.0507009873554804934193349852946
+cdef double SELU_ALPHA = 1.6732632423543772848170429916717
+cdef double GELU_C = 0.79788456080286535587989211986876  # sqrt(2 / pi)
+cdef double GELU_K = 0.044715
+
+
+cdef inline floating _softplus(floating v) noexcept nogil:
+    """log(1 + exp(v)) without overflow."""
+    return (v if v > 0 else 0) + _log1p(_exp(-fabs(v)))
+
+
+cdef inline floating _sigmoid(floating v) noexcept nogil:
+    return 1 / (1 + _exp(-v))
+
+
+cdef inline floating _tanh_softplus(floating v) noexcept nogil:
+    """tanh(log(1 + e^v)) = n / (n + 2), n = e^v (e^v + 2): one exp."""
+    cdef floating e, n
+    if v > 20:
+        return 1  # 1 - 2 / (n + 2) rounds to 1 in both precisions
+    e = _exp(v)
+    n = e * (e + 2)
+    return n / (n + 2)
+
+
+cdef inline floating _act_value(floating v, int activation, floating slope) noexcept nogil:
+    """act(v) for the activations without a vectorized loop of their own."""
+    cdef floating t
+    if activation == LEAKY_RELU:
+        return v if v > 0 else slope * v
+    if activation == ELU:
+        return v if v > 0 else _expm1(v)
+    if activation == SELU:
+        return <floating> SELU_SCALE * (v if v > 0 else <floating> SELU_ALPHA * _expm1(v))
+    if activation == SOFTPLUS:
+        return _softplus(v)
+    if activation == GELU:
+        # 0.5 v (1 + tanh(u)) = v sigmoid(2u): one exp instead of a tanh.
+        return v * _sigmoid(<floating> (2 * GELU_C) * (v + <floating> GELU_K * v * v * v))
+    if activation == SILU:
+        return v * _sigmoid(v)
+    if activation == MISH:
+        return v * _tanh_softplus(v)
+    if activation == SIN:
+        return _sin(v)
+    return v
+
+
+cdef inline floating _act_slope(floating z, int activation) noexcept nogil:
+    """act'(z) for the activations that need their pre-activation z."""
+    cdef floating t, s, u
+    if activation == GELU:
+        # With s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z).
+        s = _sigmoid(<floating> (2 * GELU_C) * (z + <floating> GELU_K * z * z * z))
+        return s + z * s * (1 - s) * <floating> (2 * GELU_C) * (
+            1 + <floating> (3 * GELU_K) * z * z)
+    if activation == SILU:
+        s = _sigmoid(z)
+        return s * (1 + z * (1 - s))
+    if activation == MISH:
+        t = _tanh_softplus(z)
+        return t + z * (1 - t * t) * _sigmoid(z)
+    if activation == SIN:
+        return _cos(z)
+    return 1
+
+
+cdef inline bint needs_pre(int activation) noexcept nogil:
+    """Whether act' cannot be written through the output a = act(z)."""
+    return activation == GELU or activation == SILU or activation == MISH or activation == SIN
+
+
 cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_rows,
-                         Py_ssize_t n_cols, int activation) noexcept nogil:
-    """z = act(z + intercept), in place. z: (n_rows, n_cols), intercept: (n_cols,)."""
+                         Py_ssize_t n_cols, int activation, double act_param,
+                         floating* pre_out) noexcept nogil:
+    """z = act(z + intercept), in place; pre_out (if not NULL) receives z +
+    intercept. z, pre_out: (n_rows, n_cols), intercept: (n_cols,)."""
     cdef Py_ssize_t i, j
-    cdef floating v
+    cdef floating v, slope = <floating> act_param
     cdef floating* row
     for i in range(n_rows):
         row = z + i * n_cols
@@ -339,9 +476,30 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
                 row[j] = _exp(row[j] + intercept[j])
         elif activation == SOFTMAX:
             _softmax_row(row, intercept, n_cols)
-        else:
+        elif activation == IDENTITY:
             for j in range(n_cols):
                 row[j] = row[j] + intercept[j]
+        elif activation == GELU:
+            for j in range(n_cols):
+                v = row[j] + intercept[j]
+                if pre_out != NULL:
+                    pre_out[i * n_cols + j] = v
+                row[j] = v * _sigmoid(<floating> (2 * GELU_C) * (
+                    v + <floating> GELU_K * v * v * v))
+        elif activation == SILU:
+            for j in range(n_cols):
+                v = row[j] + intercept[j]
+                if pre_out != NULL:
+                    pre_out[i * n_cols + j] = v
+                row[j] = v * _sigmoid(v)
+        elif pre_out != NULL:
+            for j in range(n_cols):
+                v = row[j] + intercept[j]
+                pre_out[i * n_cols + j] = v
+                row[j] = _act_value(v, activation, slope)
+        else:
+            for j in range(n_cols):
+                row[j] = _act_value(row[j] + intercept[j], activation, slope)
 
 
 cdef inline void _softmax_row(floating* row, const floating* intercept,
@@ -382,10 +540,14 @@ cdef void _grouped_softmax(floating* z, const floating* intercept, Py_ssize_t n_
             start += groups[g]
 
 
-cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t size,
-                                 int activation) noexcept nogil:
-    """delta *= act'(z), with act' written through a = act(z). Both of (size,)."""
+cdef void _activation_derivative(floating* delta, const floating* a,
+                                 const floating* pre, Py_ssize_t size,
+                                 int activation, double act_param) noexcept nogil:
+    """delta *= act'(z), with act' written through a = act(z), or through z =
+    pre for the activations that need it (needs_pre). All of (size,)."""
     cdef Py_ssize_t i
+    cdef floating slope = <floating> act_param
+    cdef floating sa = <floating> (SELU_SCALE * SELU_ALPHA), sl = <floating> SELU_SCALE
     if activation == RELU:
         for i in range(size):
             # A select rather than a branch, so the loop vectorizes; a is never
@@ -397,8 +559,127 @@ cdef void _activation_derivative(floating* delta, const floating* a, Py_ssize_t 
     elif activation == LOGISTIC:
         for i in range(size):
             delta[i] = delta[i] * a[i] * (1 - a[i])
-    # identity: act' = 1; EXP and SOFTMAX are output activations only, paired
-    # with their losses
+    elif activation == LEAKY_RELU:
+        # slope >= 0, so a has z's sign.
+        for i in range(size):
+            delta[i] = delta[i] if a[i] > 0 else delta[i] * slope
+    elif activation == ELU:
+        # a = exp(z) - 1 for z <= 0, so act' = exp(z) = a + 1.
+        for i in range(size):
+            delta[i] = delta[i] if a[i] > 0 else delta[i] * (a[i] + 1)
+    elif activation == SELU:
+        for i in range(size):
+            delta[i] = delta[i] * sl if a[i] > 0 else delta[i] * (a[i] + sa)
+    elif activation == SOFTPLUS:
+        # sigmoid(z) = 1 - exp(-softplus(z)), written with expm1 for small a.
+        for i in range(size):
+            delta[i] = -delta[i] * _expm1(-a[i])
+    elif activation == GELU:
+        for i in range(size):
+            delta[i] *= _act_slope(pre[i], GELU)
+    elif activation == SILU:
+        for i in range(size):
+            delta[i] *= _act_slope(pre[i], SILU)
+    elif needs_pre(activation):
+        for i in range(size):
+            delta[i] *= _act_slope(pre[i], activation)
+    elif activation == EXP:
+        # An exp output under a loss other than Poisson's.
+        for i in range(size):
+            delta[i] *= a[i]
+    # identity: act' = 1; SOFTMAX is an output activation only, paired with
+    # its loss
+
+
+# --------------------------------------------------------------------------
+# Dropout: a counter-based generator, so masks are drawn again, not stored
+# --------------------------------------------------------------------------
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    """SplitMix64's finalizer: a bijective avalanche of 64 bits."""
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t _row_key(uint64_t seed, Py_ssize_t row, Py_ssize_t layer) noexcept nogil:
+    """The generator's state for one (row of X, layer) of one epoch."""
+    return _mix64(seed + <uint64_t> 0x9E3779B97F4A7C15ULL * (
+        (<uint64_t> row << 8) + <uint64_t> layer + 1))
+
+
+cdef inline uint64_t _pair_bits(uint64_t row_key, Py_ssize_t unit) noexcept nogil:
+    """64 random bits for the pair of units (2k, 2k + 1) that unit belongs to:
+    each unit of the pair reads its own 32-bit half."""
+    return _mix64(row_key + <uint64_t> 0xD1B54A32D192ED03ULL * (
+        <uint64_t> (unit >> 1) + 1))
+
+
+cdef inline uint64_t _drop_threshold(double p) noexcept nogil:
+    """A unit is dropped when its 32 bits fall under p * 2**32 (p < 1)."""
+    return <uint64_t> (p * 4294967296.0)
+
+
+cdef inline bint _kept(uint64_t bits, Py_ssize_t unit, uint64_t threshold) noexcept nogil:
+    return ((bits >> (32 * (unit & 1))) & <uint64_t> 0xFFFFFFFFULL) >= threshold
+
+
+cdef void _dropout(const Net* net, const Block* block, Py_ssize_t layer,
+                   floating* a) noexcept nogil:
+    """Inverted dropout on a = act[layer] (n_rows, units[layer]), in place:
+    a *= mask / (1 - p)."""
+    cdef Py_ssize_t i, j, n = net.units[layer]
+    cdef double p = net.dropout[layer]
+    cdef floating scale = <floating> (1.0 / (1.0 - p))
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
+    cdef floating* row
+    for i in range(block.n_rows):
+        key = _row_key(net.seed, _row(block, i), layer)
+        row = a + i * n
+        for j in range(n):
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
+            # A select of constants, not a branch: keep/drop is a coin flip
+            # that a branch predictor would miss p of the time.
+            row[j] = row[j] * (scale if _kept(bits, j, threshold) else <floating> 0)
+
+
+cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer,
+                            floating* delta, floating* a) noexcept nogil:
+    """delta *= mask / (1 - p), the same mask as the forward pass drew; and a
+    (the dropped output, updated in place) back to act(z) = a * (1 - p), which
+    the derivative is written through. Both (n_rows, units[layer])."""
+    cdef Py_ssize_t i, j, k, n = net.units[layer]
+    cdef double p = net.dropout[layer]
+    cdef floating scale = <floating> (1.0 / (1.0 - p)), keep_rate = <floating> (1.0 - p)
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
+    cdef bint kept
+    for i in range(block.n_rows):
+        key = _row_key(net.seed, _row(block, i), layer)
+        for j in range(n):
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
+            k = i * n + j
+            kept = _kept(bits, j, threshold)
+            delta[k] = delta[k] * (scale if kept else <floating> 0)
+            a[k] = a[k] * (keep_rate if kept else <floating> 1)
+
+
+def dropout_mask(uint64_t seed, const Py_ssize_t[::1] rows, Py_ssize_t layer,
+                 Py_ssize_t n_units, double p):
+    """The keep-mask (len(rows), n_units) that training draws for act[layer]
+    of the given rows of X under an epoch's seed: for tests and inspection."""
+    cdef Py_ssize_t i, j
+    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
+    mask = np.empty((rows.shape[0], n_units), dtype=bool)
+    cdef unsigned char[:, ::1] m = mask.view(np.uint8)
+    for i in range(rows.shape[0]):
+        key = _row_key(seed, rows[i], layer)
+        for j in range(n_units):
+            if (j & 1) == 0:
+                bits = _pair_bits(key, j)
+            m[i, j] = _kept(bits, j, threshold)
+    return mask
 
 
 # --------------------------------------------------------------------------
@@ -429,28 +710,40 @@ cdef inline floating _clip_probability(floating p) noexcept nogil:
 
 cdef double _loss_and_delta(const floating* pred, const floating* y,
                             const floating* sample_weight, const Block* block,
-                            Py_ssize_t n_outputs, int loss,
-                            floating* delta_out) noexcept nogil:
-    """Return sum_i w_i loss_i and write delta = w_i * dloss/dz = w_i (pred - y).
+                            const Net* net, floating* delta_out) noexcept nogil:
+    """Return sum_i w_i loss_i and write delta = w_i * dloss/dz.
 
-    squared error:   loss_i = 1/2 sum_j (pred_ij - y_ij)^2 (summed over outputs);
-    poisson:         loss_i = sum_j y log(y / pred) - y + pred, pred = exp(z);
-    log loss:        loss_i = -sum_j y log(p), pred = softmax(z);
-    binary log loss: loss_i = -sum_j y log(p) + (1 - y) log(1 - p), pred =
-                     logistic(z); log loss with one output is binary log loss,
-                     as in scikit-learn.
-    For both log losses p is pred clipped to [eps, 1 - eps] in pred's dtype; the
-    delta uses pred itself (the gradient of the unclipped loss, as scikit-learn
-    has it). pred, delta_out: (n_rows, n_outputs). Row i of the block is row
-    r = _row(block, i) of y and sample_weight; no weights is w = 1.
+    With d = pred - y, per output j (summed over outputs):
+    squared error:   loss = d^2 / 2;                   dloss/dpred = d
+    absolute error:  loss = |d|;                       dloss/dpred = sign(d)
+    huber (delta h): loss = d^2 / 2 if |d| <= h, else h (|d| - h / 2);
+                     dloss/dpred = clip(d, -h, h)
+    quantile q:      loss = q max(-d, 0) + (1 - q) max(d, 0) (pinball);
+                     dloss/dpred = 1 - q if d > 0, -q if d < 0, 0 at 0
+    poisson:         loss = y log(y / pred) - y + pred, pred = exp(z);
+    log loss:        loss = -y log(p), pred = softmax(z);
+    binary log loss: loss = -y log(p) - (1 - y) log(1 - p), pred = logistic(z);
+                     log loss with one output is binary log loss, as in
+                     scikit-learn.
+    Squared error with an identity output, Poisson with exp and the log losses
+    with theirs are canonical links: dloss/dz = pred - y. Any other pair
+    multiplies dloss/dpred by out'(z), written through pred. For both log
+    losses p is pred clipped to [eps, 1 - eps] in pred's dtype; the delta uses
+    pred itself (the gradient of the unclipped loss, as scikit-learn has it).
+    pred, delta_out: (n_rows, n_outputs). Row i of the block is row r =
+    _row(block, i) of y and sample_weight; no weights is w = 1.
     """
-    cdef Py_ssize_t i, j, r, n_rows = block.n_rows
-    cdef double total = 0.0, row_total, d, t
+    cdef Py_ssize_t i, j, r, n_rows = block.n_rows, n_outputs = net.units[net.n_layers]
+    cdef int loss = net.loss, out = net.out_activation
+    cdef double total = 0.0, row_total, d, t, h = net.loss_param
     cdef floating w, p
+    cdef floating fh = <floating> net.loss_param
     cdef const floating* y_row
     cdef floating* d_row
     cdef bint binary = loss == BINARY_LOG_LOSS or (loss == LOG_LOSS and n_outputs == 1)
-    cdef bint squared = loss != POISSON and loss != LOG_LOSS and loss != BINARY_LOG_LOSS
+    cdef bint squared = loss == SQUARED_ERROR
+    cdef bint canonical = ((squared and out == IDENTITY) or loss == POISSON
+                           or loss == LOG_LOSS or loss == BINARY_LOG_LOSS)
     for i in range(n_rows):
         r = _row(block, i)
         y_row = y + r * n_outputs
@@ -471,11 +764,35 @@ cdef double _loss_and_delta(const floating* pred, const floating* y,
                               + _xlogy(<floating> (1 - y_row[j]), <floating> (1 - p)))
             elif loss == LOG_LOSS:
                 row_total -= _xlogy(y_row[j], _clip_probability(pred[i * n_outputs + j]))
+            elif loss == ABSOLUTE_ERROR:
+                d = d_row[j]
+                row_total += fabs(d)
+                d_row[j] = 1 if d > 0 else (-1 if d < 0 else 0)
+            elif loss == HUBER:
+                d = d_row[j]
+                if fabs(d) <= h:
+                    row_total += 0.5 * d * d
+                else:
+                    row_total += h * (fabs(d) - 0.5 * h)
+                    d_row[j] = fh if d > 0 else -fh
+            elif loss == QUANTILE:
+                d = d_row[j]
+                if d > 0:
+                    row_total += (1 - h) * d
+                    d_row[j] = <floating> (1 - h)
+                elif d < 0:
+                    row_total -= h * d
+                    d_row[j] = <floating> (-h)
+                else:
+                    d_row[j] = 0
             else:
                 d = d_row[j]
                 row_total += d * d
         if squared:
             row_total *= 0.5
+        if not canonical:
+            _activation_derivative(d_row, pred + i * n_outputs, <floating*> NULL,
+                                   n_outputs, out, 0.0)
         if sample_weight != NULL:
             w = sample_weight[r]
             row_total *= w
@@ -644,11 +961,13 @@ cdef Rows _as_rows(object X):
 # --------------------------------------------------------------------------
 
 cdef void _forward(const Net* net, const Block* block,
-                   floating** act_out) noexcept nogil:
-    """act_out[l + 1] = act(act_out[l] @ coef[l] + intercept[l]), act_out[0] = a0.
+                   floating** act_out, floating** pre_out) noexcept nogil:
+    """act_out[l + 1] = act_l(act_out[l] @ coef[l] + intercept[l]), act_out[0] = a0.
 
     a0 is block.a0, or the CSR rows of the block when that is NULL.
-    act_out[l]: (n_rows, units[l]); act_out[0] is not read.
+    act_out[l]: (n_rows, units[l]); act_out[0] is not read. pre_out (NULL when
+    predicting) holds per layer a buffer for z, or NULL where act' needs none.
+    Hidden outputs with a drop rate are dropped (net.dropout, training only).
     """
     cdef Py_ssize_t l, n_layers = net.n_layers, n_rows = block.n_rows
     cdef const Py_ssize_t* units = net.units
@@ -669,19 +988,24 @@ cdef void _forward(const Net* net, const Block* block,
             _grouped_softmax(z, intercept[l], n_rows, units[l + 1], net.out_groups,
                              net.n_out_groups)
         else:
-            _bias_activate(z, intercept[l], n_rows, units[l + 1],
-                           net.activation if l + 1 < n_layers else net.out_activation)
+            _bias_activate(z, intercept[l], n_rows, units[l + 1], net.activations[l],
+                           net.act_param, pre_out[l] if pre_out != NULL else NULL)
+        if net.dropout != NULL and l + 1 < n_layers and net.dropout[l + 1] > 0:
+            _dropout(net, block, l + 1, z)
         a_prev = z
 
 
 cdef void _backward(const Net* net, const Block* block, floating** act,
-                    floating** delta, floating** coef_grad, floating** intercept_grad,
-                    bint accumulate) noexcept nogil:
+                    floating** pre, floating** delta, floating** coef_grad,
+                    floating** intercept_grad, bint accumulate) noexcept nogil:
     """Backpropagate delta[n_layers - 1] (the output delta) to raw gradients.
 
     coef_grad[l] (+)= a_prev.T @ delta[l]; intercept_grad[l] (+)= sum_rows delta[l];
-    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]). The first layer's
-    input is block.a0, or the CSR rows of the block when that is NULL.
+    delta[l - 1] = (delta[l] @ coef[l].T) * act'(act[l]) (times the dropout
+    mask and scale where the forward pass dropped; act[l] is then rescaled in
+    place, after its last use as an input). The first layer's input is
+    block.a0, or the CSR rows of the block when that is NULL. pre[l] is layer
+    l's z where act' needs it.
     """
     cdef Py_ssize_t l, i, j, n_in, n_out, n_layers = net.n_layers
     cdef Py_ssize_t n_rows = block.n_rows
@@ -716,7 +1040,10 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
                 _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
                       d, <int> n_out, coef[l], <int> n_out, <floating> 0,
                       delta[l - 1], <int> n_in)
-            _activation_derivative(delta[l - 1], act[l], n_rows * n_in, net.activation)
+            if net.dropout != NULL and net.dropout[l] > 0:
+                _dropout_backward(net, block, l, delta[l - 1], act[l])
+            _activation_derivative(delta[l - 1], act[l], pre[l - 1], n_rows * n_in,
+                                   net.activations[l - 1], net.act_param)
 
 
 cdef inline void _outer(const floating* d, const floating* w, Py_ssize_t n_rows,
@@ -751,19 +1078,43 @@ cdef void _sgd_update(floating* param, const floating* grad, floating* velocity,
 
 
 cdef void _adam_update(floating* param, const floating* grad, floating* m,
-                       floating* v, Py_ssize_t size, double alpha,
+                       floating* v, Py_ssize_t size, double alpha, double decay,
                        const Step* step) noexcept nogil:
-    """g = (grad + alpha*param) / scale; Adam moments; param -= lr m / (sqrt(v)+eps).
+    """g = (grad + alpha*param) / scale; Adam moments; param -= lr m / (sqrt(v)+eps)
+    + decay * param (AdamW's decoupled decay, of the parameter before the step).
 
-    All of (size,); step.lr is the bias-corrected step of this update. alpha is
-    the step's for weights and 0 for intercepts. The loop is _simd.h's, at the
-    instruction set chosen at import.
+    All of (size,); step.lr is the bias-corrected step of this update. alpha
+    and decay are the step's for weights and 0 for intercepts. Without decay
+    the loop is _simd.h's, at the instruction set chosen at import; AdamW's
+    decayed step is the plain loop below.
     """
-    cdef fastbp_step s = _simd_step(step, alpha)
-    if floating is float:
-        fastbp_k.adam_s(param, grad, m, v, size, &s)
-    else:
-        fastbp_k.adam_d(param, grad, m, v, size, &s)
+    cdef Py_ssize_t k
+    cdef floating g, mk, vk
+    cdef floating a, inv, b1, b2, c1, c2, neg_lr, eps, d
+    cdef fastbp_step s
+    if decay == 0:
+        s = _simd_step(step, alpha)
+        if floating is float:
+            fastbp_k.adam_s(param, grad, m, v, size, &s)
+        else:
+            fastbp_k.adam_d(param, grad, m, v, size, &s)
+        return
+    a = <floating> alpha
+    inv = <floating> step.scale
+    b1 = <floating> step.beta_1
+    b2 = <floating> step.beta_2
+    c1 = <floating> (1.0 - step.beta_1)
+    c2 = <floating> (1.0 - step.beta_2)
+    neg_lr = <floating> (-step.lr)
+    eps = <floating> step.epsilon
+    d = <floating> decay
+    for k in range(size):
+        g = (grad[k] + a * param[k]) / inv
+        mk = b1 * m[k] + c1 * g
+        vk = b2 * v[k] + c2 * (g * g)
+        m[k] = mk
+        v[k] = vk
+        param[k] = param[k] - d * param[k] + neg_lr * mk / (_sqrt(vk) + eps)
 
 
 cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
@@ -796,6 +1147,25 @@ cdef class Trainer:
         SGD velocities (one moment), or Adam first then second moments.
     max_batch : int
         The largest number of rows a block will hold.
+    activations : list of int, default=None
+        Each layer's activation, the output layer's last; None: ``activation``
+        for every hidden layer and ``out_activation`` for the output.
+    act_param : float, default=0.01
+        leaky_relu's slope (>= 0).
+    loss_param : float, default=0.0
+        huber's delta, or the quantile of the quantile loss.
+    dropout : list of float, default=None
+        Drop rate in [0, 1) of each hidden layer's output (None: no dropout).
+        The mask of an epoch comes from ``set_dropout_seed``.
+    weight_decay : float, default=0.0
+        AdamW's decoupled decay: each step multiplies the weights (not the
+        intercepts) by ``1 - learning_rate * weight_decay``.
+    gradient_clip : float, default=0.0
+        If > 0, each minibatch's gradient (L2 term included) is scaled down
+        to this global L2 norm when it is longer.
+    dropout_seed : int, default=0
+        Seeds the dropout masks: epoch e of this Trainer draws them with the
+        seed ``mix(dropout_seed + e)``.
     n_threads : int, default=1
         Threads that share each minibatch, at most ``MAX_THREADS``: thread t runs the forward and
         backward pass of rows ``[t*nb/T, (t+1)*nb/T)`` of the batch with its own
@@ -812,8 +1182,12 @@ cdef class Trainer:
     cdef readonly int activation, out_activation, loss, solver
     cdef readonly bint poll_signals
     cdef double alpha, momentum, beta_1, beta_2, epsilon
+    cdef double weight_decay, gradient_clip
+    cdef uint64_t dropout_seed, dropout_epochs
     cdef bint nesterov
     cdef Py_ssize_t* units
+    cdef int* acts             # n_layers
+    cdef double* drop          # n_layers + 1, or NULL: no dropout
     cdef void** coef
     cdef void** intercept
     cdef void** moment_1       # 2 * n_layers: coefs then intercepts
@@ -824,6 +1198,7 @@ cdef class Trainer:
     cdef void** delta
     cdef void** coef_grad
     cdef void** intercept_grad
+    cdef void** pre            # T * n_layers: z where act' needs it, else NULL
     cdef double* part_loss     # n_threads
     cdef Net net
     cdef void* work
@@ -833,6 +1208,8 @@ cdef class Trainer:
 
     def __cinit__(self):
         self.units = NULL
+        self.acts = NULL
+        self.drop = NULL
         self.coef = NULL
         self.act = NULL
         self.part_loss = NULL
@@ -844,7 +1221,10 @@ cdef class Trainer:
                  int loss, int solver, double alpha=0.0, double momentum=0.9,
                  bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
                  double epsilon=1e-8, bint dense_input=True, Py_ssize_t n_threads=1,
-                 object out_groups=None):
+                 object out_groups=None, object activations=None,
+                 double act_param=0.01, double loss_param=0.0, object dropout=None,
+                 double weight_decay=0.0, double gradient_clip=0.0,
+                 uint64_t dropout_seed=0):
         cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
         cdef Py_ssize_t T = n_threads
         if self.units != NULL:
@@ -857,9 +1237,20 @@ cdef class Trainer:
         dtype = np.dtype(coefs[0].dtype)
         if dtype != np.float32 and dtype != np.float64:
             raise TypeError("Trainer works on float32 or float64 parameters")
-        if solver != SGD and solver != ADAM:
+        if solver != SGD and solver != ADAM and solver != ADAMW:
             raise ValueError("unknown solver %r" % solver)
-        n_moments = 2 if solver == ADAM else 1
+        n_moments = 1 if solver == SGD else 2
+        if activations is None:
+            activations = [activation] * (L - 1) + [out_activation]
+        activations = [int(a) for a in activations]
+        if len(activations) != L or not all(IDENTITY <= a <= SIN for a in activations):
+            raise ValueError("activations must give one known activation per layer")
+        if dropout is not None:
+            dropout = [float(p) for p in dropout]
+            if len(dropout) != L - 1 or not all(0.0 <= p < 1.0 for p in dropout):
+                raise ValueError("dropout must give one rate in [0, 1) per hidden layer")
+        if not (act_param >= 0 and weight_decay >= 0 and gradient_clip >= 0):
+            raise ValueError("act_param, weight_decay and gradient_clip must be >= 0")
         if len(state) not in (0, 2 * L * n_moments):
             raise ValueError("optimizer state does not match the layers")
         self.keep = [list(coefs), list(intercepts), list(state)]
@@ -878,25 +1269,41 @@ cdef class Trainer:
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self.weight_decay = weight_decay if solver == ADAMW else 0.0
+        self.gradient_clip = gradient_clip
+        self.dropout_seed = dropout_seed
+        self.dropout_epochs = 0
         # Signal handlers run in the main thread only; elsewhere polling is moot.
         self.poll_signals = threading.current_thread() is threading.main_thread()
 
         self.units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
         # Two tables hold all pointer tables, so two frees release them.
         self.coef = <void**> malloc(6 * L * sizeof(void*))
-        self.act = <void**> malloc(T * (4 * L + 1) * sizeof(void*))
+        self.act = <void**> malloc(T * (5 * L + 1) * sizeof(void*))
         self.part_loss = <double*> malloc(T * sizeof(double))
+        self.acts = <int*> malloc(L * sizeof(int))
+        if dropout is not None:
+            self.drop = <double*> malloc((L + 1) * sizeof(double))
         if (self.units == NULL or self.coef == NULL or self.act == NULL
-                or self.part_loss == NULL):
+                or self.part_loss == NULL or self.acts == NULL
+                or (dropout is not None and self.drop == NULL)):
             raise MemoryError()
         memset(self.coef, 0, 6 * L * sizeof(void*))
-        memset(self.act, 0, T * (4 * L + 1) * sizeof(void*))
+        memset(self.act, 0, T * (5 * L + 1) * sizeof(void*))
+        for l in range(L):
+            self.acts[l] = activations[l]
+        if dropout is not None:
+            self.drop[0] = 0.0
+            self.drop[L] = 0.0
+            for l in range(L - 1):
+                self.drop[l + 1] = dropout[l]
         self.intercept = self.coef + L
         self.moment_1 = self.coef + 2 * L
         self.moment_2 = self.coef + 4 * L
         self.delta = self.act + T * (L + 1)
         self.coef_grad = self.delta + T * L
         self.intercept_grad = self.coef_grad + T * L
+        self.pre = self.intercept_grad + T * L
 
         for l in range(L):
             c = coefs[l]
@@ -930,6 +1337,8 @@ cdef class Trainer:
         for l in range(L):
             per_thread += 2 * self.chunk * self.units[l + 1]
             per_thread += self.units[l] * self.units[l + 1] + self.units[l + 1]
+            if l + 1 < L and needs_pre(self.acts[l]):
+                per_thread += self.chunk * self.units[l + 1]
         total = T * per_thread
         self.work = malloc(total * itemsize)
         if self.work == NULL:
@@ -948,6 +1357,9 @@ cdef class Trainer:
                 offset += self.units[l] * self.units[l + 1] * itemsize
                 self.intercept_grad[t * L + l] = <char*> self.work + offset
                 offset += self.units[l + 1] * itemsize
+                if l + 1 < L and needs_pre(self.acts[l]):
+                    self.pre[t * L + l] = <char*> self.work + offset
+                    offset += self.chunk * self.units[l + 1] * itemsize
         self.net.n_layers = L
         self.net.n_threads = T
         self.net.units = self.units
@@ -959,6 +1371,12 @@ cdef class Trainer:
         self.net.intercept_grad = self.intercept_grad
         self.net.moment_1 = self.moment_1
         self.net.moment_2 = self.moment_2
+        self.net.pre = self.pre
+        self.net.activations = self.acts
+        self.net.dropout = self.drop
+        self.net.seed = 0
+        self.net.act_param = act_param
+        self.net.loss_param = loss_param
         self.net.activation = activation
         self.net.out_activation = out_activation
         self.net.loss = loss
@@ -974,6 +1392,10 @@ cdef class Trainer:
         self.saved = malloc(self.n_params * (1 + len(state) // (2 * L)) * itemsize)
         if self.saved == NULL:
             raise MemoryError()
+
+    def set_dropout_seed(self, uint64_t seed):
+        """The seed of the dropout masks of the next epoch (or evaluation)."""
+        self.net.seed = seed
 
     def snapshot(self):
         """Copy the parameters and optimizer moments aside (one memcpy each)."""
@@ -1014,6 +1436,8 @@ cdef class Trainer:
 
     def __dealloc__(self):
         free(self.saved)
+        free(self.acts)
+        free(self.drop)
         free(self.units)
         free(self.coef)
         free(self.act)
@@ -1109,6 +1533,7 @@ cdef double _share_gradients(const Net* net, Py_ssize_t t, const Block* batch,
     cdef floating** delta = <floating**> net.delta + t * L
     cdef floating** cg = <floating**> net.coef_grad + t * L
     cdef floating** ig = <floating**> net.intercept_grad + t * L
+    cdef floating** pre = <floating**> net.pre + t * L
     cdef Block share
     cdef double loss
     if m == 0:
@@ -1121,10 +1546,9 @@ cdef double _share_gradients(const Net* net, Py_ssize_t t, const Block* batch,
     share.start = batch.start + lo
     share.n_rows = m
     share.a0 = _dense_block(&share, act[0])
-    _forward(net, &share, act)
-    loss = _loss_and_delta(act[L], Y, sample_weight, &share, net.units[L], net.loss,
-                           delta[L - 1])
-    _backward(net, &share, act, delta, cg, ig, False)
+    _forward(net, &share, act, pre)
+    loss = _loss_and_delta(act[L], Y, sample_weight, &share, net, delta[L - 1])
+    _backward(net, &share, act, pre, delta, cg, ig, False)
     return loss
 
 
@@ -1148,6 +1572,38 @@ cdef double _batch_gradients(Trainer tr, const Block* batch, const floating* Y,
     for t in range(1, T):
         loss += part[t]
     return loss
+
+
+cdef double _gradient_norm(const Net* net, double alpha, double scale,
+                           floating* dtype_marker) noexcept nogil:
+    """The global L2 norm of the batch's step gradient (grad + alpha W) / scale,
+    the threads' gradients added in the order ``_update_slice`` adds them."""
+    cdef Py_ssize_t L = net.n_layers, T = net.n_threads, l, k, u, size
+    cdef const floating* param
+    cdef floating g
+    cdef floating a
+    cdef double total = 0.0
+    for l in range(2 * L):
+        if l < L:
+            size = net.units[l] * net.units[l + 1]
+            param = (<floating**> net.coef)[l]
+            a = <floating> alpha
+        else:
+            size = net.units[l - L + 1]
+            param = (<floating**> net.intercept)[l - L]
+            a = 0
+        for k in range(size):
+            if l < L:
+                g = (<floating**> net.coef_grad)[l][k]
+                for u in range(1, T):
+                    g = g + (<floating**> net.coef_grad)[u * L + l][k]
+            else:
+                g = (<floating**> net.intercept_grad)[l - L][k]
+                for u in range(1, T):
+                    g = g + (<floating**> net.intercept_grad)[u * L + l - L][k]
+            g = (g + a * param[k]) / <floating> scale
+            total += <double> g * g
+    return sqrt(total)
 
 
 cdef void _update_slice(const Net* net, const Step* step, Py_ssize_t t,
@@ -1185,9 +1641,10 @@ cdef void _update_slice(const Net* net, const Step* step, Py_ssize_t t,
             for k in range(lo, hi):
                 grad[k] += other[k]
         m = (<floating**> net.moment_1)[l]
-        if step.solver == ADAM:
+        if step.solver == ADAM or step.solver == ADAMW:
             v = (<floating**> net.moment_2)[l]
-            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha, step)
+            _adam_update(param + lo, grad + lo, m + lo, v + lo, hi - lo, alpha,
+                         step.decay if l < L else 0.0, step)
         else:
             _sgd_update(param + lo, grad + lo, m + lo, hi - lo, alpha, step)
 
@@ -1209,7 +1666,7 @@ cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
     cdef Py_ssize_t n_outputs = tr.units[L]
     cdef floating** act = <floating**> tr.act
     cdef Block batch = epoch[0]
-    cdef double total = 0.0, wsq, isq = 0.0
+    cdef double total = 0.0, wsq, isq = 0.0, norm
     cdef double alpha = tr.alpha
     cdef Poll poll = _start_polling(tr.poll_signals)
     cdef Py_ssize_t t
@@ -1222,7 +1679,12 @@ cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
     opt.beta_1 = tr.beta_1
     opt.beta_2 = tr.beta_2
     opt.epsilon = tr.epsilon
+    opt.decay = lr * tr.weight_decay
 
+    if tr.drop != NULL:
+        tr.dropout_epochs += 1
+        tr.net.seed = _mix64(tr.dropout_seed
+                             + <uint64_t> 0x9E3779B97F4A7C15ULL * tr.dropout_epochs)
     wsq = _params_sum_squares(tr, act[L], &isq)
     while start < n:
         nb = batch_size if start + batch_size <= n else n - start
@@ -1232,7 +1694,11 @@ cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
         total += (_batch_gradients(tr, &batch, Y, sample_weight)
                   + 0.5 * alpha * wsq) / weight_scale
         opt.scale = nb * weight_scale
-        if tr.solver == ADAM:
+        if tr.gradient_clip > 0:
+            norm = _gradient_norm(&tr.net, alpha, opt.scale, act[L])
+            if norm > tr.gradient_clip:
+                opt.scale = opt.scale * (norm / tr.gradient_clip)
+        if tr.solver == ADAM or tr.solver == ADAMW:
             result.adam_t += 1
             opt.lr = lr * sqrt(1.0 - pow(tr.beta_2, <double> result.adam_t)) / (
                 1.0 - pow(tr.beta_1, <double> result.adam_t))
@@ -1259,7 +1725,7 @@ cdef int _run_epoch(Trainer tr, const Block* epoch, const floating* Y,
         if batch.n_rows > tr.chunk:
             batch.n_rows = tr.chunk
         batch.a0 = _dense_block(&batch, act[0])
-        _forward(&tr.net, &batch, act)
+        _forward(&tr.net, &batch, act, <floating**> tr.pre)
         if not _all_finite(act[L], batch.n_rows * n_outputs):
             result.coef_sq = INFINITY
     return 0
@@ -1357,6 +1823,7 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     cdef floating** coef = <floating**> trainer.coef
     cdef floating** act = <floating**> trainer.act
     cdef floating** delta = <floating**> trainer.delta
+    cdef floating** pre = <floating**> trainer.pre
     cdef floating** cg
     cdef floating** ig
     cdef floating* g
@@ -1413,10 +1880,10 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
                 block.start = start
                 block.n_rows = nb
                 block.a0 = _dense_block(&block, act[0])
-                _forward(&trainer.net, &block, act)
-                total += _loss_and_delta(act[L], _first(Y), sw, &block, n_outputs,
-                                         trainer.loss, delta[L - 1])
-                _backward(&trainer.net, &block, act, delta, cg, ig, start > 0)
+                _forward(&trainer.net, &block, act, pre)
+                total += _loss_and_delta(act[L], _first(Y), sw, &block, &trainer.net,
+                                         delta[L - 1])
+                _backward(&trainer.net, &block, act, pre, delta, cg, ig, start > 0)
                 start += nb
                 if start < n:
                     _poll(&poll)
@@ -1432,6 +1899,38 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
     finally:
         free(cg)
     return (total + 0.5 * trainer.alpha * wsq) / weight_sum
+
+
+def rprop_update(floating[::1] param, const floating[::1] grad, floating[::1] prev_grad,
+                 floating[::1] step, double increase, double decrease, double step_min,
+                 double step_max):
+    """One iRPROP- step over flat parameters, all arrays (n_params,), in place.
+
+    Where grad keeps its sign, step *= increase (at most step_max); where it
+    flips, step *= decrease (at least step_min) and that gradient is forgotten
+    (iRPROP-: no step back, and no step now). param -= sign(grad) * step;
+    prev_grad receives grad, or 0 where it flipped.
+    """
+    cdef Py_ssize_t k, n = param.shape[0]
+    cdef floating g, s
+    cdef floating up = <floating> increase, down = <floating> decrease
+    cdef floating lo = <floating> step_min, hi = <floating> step_max
+    if grad.shape[0] != n or prev_grad.shape[0] != n or step.shape[0] != n:
+        raise ValueError("rprop arrays must have one length")
+    with nogil:
+        for k in range(n):
+            g = grad[k]
+            s = g * prev_grad[k]
+            if s > 0:
+                step[k] = step[k] * up if step[k] * up < hi else hi
+            elif s < 0:
+                step[k] = step[k] * down if step[k] * down > lo else lo
+                g = 0
+            if g > 0:
+                param[k] -= step[k]
+            elif g < 0:
+                param[k] += step[k]
+            prev_grad[k] = g
 
 
 def max_threads():
@@ -1472,13 +1971,16 @@ cdef void _predict_block(const Net* net, const Input* x, Py_ssize_t blk,
         bufs[l] = work + (l % 2) * block_rows * widest
     bufs[L] = out + start * net.units[L]
     block.a0 = _dense_block(&block, <floating*> NULL)
-    _forward(net, &block, bufs)
+    _forward(net, &block, bufs, NULL)
 
 
-def predict(object X, list coefs, list intercepts, int activation,
+def predict(object X, list coefs, list intercepts, object activation,
             int out_activation, floating[:, ::1] out, object out_groups=None,
-            Py_ssize_t n_threads=1):
+            Py_ssize_t n_threads=1, double act_param=0.01):
     """out = forward(X) through the given layers, in row blocks, GIL released.
+
+    ``activation`` is the hidden layers' activation, or a list of one per
+    hidden layer; ``act_param`` is leaky_relu's slope.
 
     X is an array or a ``Rows`` (dense or CSR) of out's dtype. With
     ``n_threads`` > 1 the blocks are shared by that many OpenMP threads, each
@@ -1496,6 +1998,7 @@ def predict(object X, list coefs, list intercepts, int activation,
     cdef floating** table
     cdef floating* work
     cdef floating** bufs
+    cdef int* acts
     cdef Net net
     cdef const floating[:, ::1] c
     cdef const floating[::1] b
@@ -1509,12 +2012,24 @@ def predict(object X, list coefs, list intercepts, int activation,
     # happens to the caller's lists meanwhile.
     coefs = list(coefs)
     intercepts = list(intercepts)
-    units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
+    if isinstance(activation, (list, tuple)):
+        hidden = [int(a) for a in activation]
+    else:
+        hidden = [int(activation)] * (L - 1)
+    if len(hidden) != L - 1 or not all(IDENTITY <= a <= SIN for a in hidden + [out_activation]):
+        raise ValueError("activation must give one known activation per hidden layer")
+    if not act_param >= 0:
+        raise ValueError("act_param must be >= 0")
+    units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t) + L * sizeof(int))
     table = <floating**> malloc((3 * L + 1) * sizeof(floating*))
     if units == NULL or table == NULL:
         free(units)
         free(table)
         raise MemoryError()
+    acts = <int*> (units + L + 1)
+    for l in range(L - 1):
+        acts[l] = hidden[l]
+    acts[L - 1] = out_activation
     try:
         for l in range(L):
             c = coefs[l]
@@ -1557,7 +2072,8 @@ def predict(object X, list coefs, list intercepts, int activation,
     net.units = units
     net.coef = <void**> table
     net.intercept = <void**> (table + L)
-    net.activation = activation
+    net.activations = acts
+    net.act_param = act_param
     net.out_activation = out_activation
     if groups is not None:
         net.out_groups = <const Py_ssize_t*> _address(groups)

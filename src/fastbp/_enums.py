@@ -10,8 +10,9 @@ output activation.
 
 from . import _core
 
-# Hidden-layer activations a user may choose (scikit-learn's four).
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+# Hidden-layer activations a user may choose: scikit-learn's four, then ours.
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu",
+                      "selu", "softplus", "gelu", "silu", "mish", "sin")
 
 # Every activation the core computes, by name. ``exp`` and ``softmax`` are
 # output activations only.
@@ -22,6 +23,14 @@ ACTIVATIONS = {
     "relu": _core.Activation.RELU,
     "exp": _core.Activation.EXP,
     "softmax": _core.Activation.SOFTMAX,
+    "leaky_relu": _core.Activation.LEAKY_RELU,
+    "elu": _core.Activation.ELU,
+    "selu": _core.Activation.SELU,
+    "softplus": _core.Activation.SOFTPLUS,
+    "gelu": _core.Activation.GELU,
+    "silu": _core.Activation.SILU,
+    "mish": _core.Activation.MISH,
+    "sin": _core.Activation.SIN,
 }
 
 # The loss that goes with each output activation. Every pair is a canonical
@@ -33,13 +42,29 @@ LOSS_FOR_OUTPUT = {
     "softmax": _core.Loss.LOG_LOSS,
 }
 
-# A regressor's ``loss`` parameter picks its output activation.
-REGRESSION_OUTPUTS = {"squared_error": "identity", "poisson": "exp"}
+# A regressor's ``loss`` parameter picks its default output activation
+# (``out_activation=None``).
+REGRESSION_OUTPUTS = {"squared_error": "identity", "poisson": "exp",
+                      "absolute_error": "identity", "huber": "identity",
+                      "quantile": "identity"}
+# The regressor's losses.
+REGRESSION_LOSSES = {
+    "squared_error": _core.Loss.SQUARED_ERROR,
+    "poisson": _core.Loss.POISSON,
+    "absolute_error": _core.Loss.ABSOLUTE_ERROR,
+    "huber": _core.Loss.HUBER,
+    "quantile": _core.Loss.QUANTILE,
+}
+# Output activations a regressor's ``out_activation`` may name.
+REGRESSION_OUT_ACTIVATIONS = ("identity", "logistic", "softplus", "exp")
 
-STOCHASTIC_SOLVERS = ("sgd", "adam")
-SOLVERS = {"sgd": _core.Solver.SGD, "adam": _core.Solver.ADAM}
+STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw")
+# Solvers that train on the whole data set at each step.
+FULL_BATCH_SOLVERS = ("lbfgs", "rprop")
+SOLVERS = {"sgd": _core.Solver.SGD, "adam": _core.Solver.ADAM,
+           "adamw": _core.Solver.ADAMW}
 
 # Optimizer state: one moment per parameter array for SGD (the velocities),
 # two for Adam (first, then second moments), each in the order
 # ``coefs_ + intercepts_``.
-N_MOMENTS = {"sgd": 1, "adam": 2}
+N_MOMENTS = {"sgd": 1, "adam": 2, "adamw": 2}

@@ -114,18 +114,20 @@ _DTYPE_NAMES = {"<f4": "float32", "<f8": "float64", "<u4": "uint32", "|O": "obje
 # Fixed member timestamps make saving the same model twice give the same bytes.
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
-# Output activations and the loss each one goes with: a classifier has no
-# ``loss`` parameter, or ``loss="log_loss"``.
-_LOSS_FOR_OUTPUT = {
-    "identity": "squared_error",
-    "exp": "poisson",
-    "logistic": "log_loss",
-    "softmax": "log_loss",
+# The output activations a fit of each family gives: a classifier has no
+# ``loss`` parameter (``log_loss`` here); a regressor's ``out_activation``
+# parameter picks among its four.
+_OUTPUTS = {
+    "regression": ("identity", "exp", "logistic", "softplus"),
+    "classification": ("logistic", "softmax"),
 }
 # A fitted regressor may have its loss changed by set_params before it is
 # saved (the next warm fit refuses it), but it never becomes a classifier.
 _FAMILY = {"squared_error": "regression", "poisson": "regression",
-           "log_loss": "classification"}
+           "absolute_error": "regression", "huber": "regression",
+           "quantile": "regression", "log_loss": "classification"}
+# Hyperparameters that may be a list of plain values (one per hidden layer).
+_LIST_PARAMS = ("hidden_layer_sizes", "activation", "dropout")
 # Attributes that belong to the running process (callbacks) or are drawn afresh
 # by every fit (``_random_state``): never saved, whatever the class.
 _NOT_SAVED = ("_random_state", "_skl_callbacks", "_callback_fit_ctx",
@@ -1059,11 +1061,12 @@ def _check_params(params):
     """Only scalars, a list of layer sizes and a random state are parameters."""
     random_state = None
     for name, value in params.items():
-        if name == "hidden_layer_sizes" and isinstance(value, list):
+        if name in _LIST_PARAMS and isinstance(value, list):
             # Whatever set_params stored after the fit: the next fit checks it.
-            if not _plain(value):
-                raise ModelFileError("invalid hidden_layer_sizes.")
-            params[name] = tuple(value)
+            if not _plain(value) or (name != "hidden_layer_sizes"
+                                     and any(isinstance(v, list) for v in value)):
+                raise ModelFileError("invalid %s." % name)
+            params[name] = tuple(value) if name == "hidden_layer_sizes" else value
         elif name in _ARRAY_PARAMS and isinstance(value, list):
             ndim = _ARRAY_PARAMS[name]
             for i, a in enumerate(value):
@@ -1223,16 +1226,21 @@ def _check_state(est, cls):
         raise ModelFileError("feature_names_in_ does not match n_features_in_.")
 
     out = est.out_activation_
-    if not isinstance(out, str) or out not in _LOSS_FOR_OUTPUT:
+    if not isinstance(out, str) or out not in _OUTPUTS["regression"] + ("softmax",):
         raise ModelFileError("unknown out_activation_=%r." % (out,))
     loss = getattr(est, "loss", "log_loss")
     family = _FAMILY.get(loss) if isinstance(loss, str) else None
-    if _FAMILY[_LOSS_FOR_OUTPUT[out]] != family:
+    if family is None or out not in _OUTPUTS[family]:
         raise ModelFileError(
             "unknown out_activation_=%r for loss=%r; a fit gives one of %s."
-            % (out, loss, [k for k, v in _LOSS_FOR_OUTPUT.items()
-                           if _FAMILY[v] == family])
+            % (out, loss, list(_OUTPUTS.get(family, ())))
         )
+    activation = getattr(est, "activation", None)
+    if (not isinstance(activation, str)
+            and len(activation) != len(est.coefs_) - 1):
+        # predict reads one activation per hidden layer of the weights.
+        raise ModelFileError("activation has %d entries for %d hidden layers."
+                             % (len(activation), len(est.coefs_) - 1))
     if hasattr(est, "classes_") and isinstance(est.classes_, list):
         sizes = [len(c) for c in est.classes_]
         if not (out == "softmax" and min(sizes) >= 2 and sum(sizes) == est.n_outputs_):
@@ -1293,19 +1301,19 @@ def _check_state(est, cls):
         if not (
             isinstance(state, dict)
             and set(state) == {"solver", "learning_rate", "t", "moments"}
-            and state["solver"] in ("sgd", "adam")
+            and state["solver"] in ("sgd", "adam", "adamw")
             and type(state["learning_rate"]) is float
             # invscaling can underflow to 0.0; adaptive stops above 1e-6.
             and math.isfinite(state["learning_rate"]) and state["learning_rate"] >= 0
             and _is_int(state["t"]) and 0 <= state["t"] <= _MAX_COUNT
         ):
             raise ModelFileError(
-                "invalid optimizer state (it needs solver 'sgd' or 'adam', a finite "
+                "invalid optimizer state (it needs solver 'sgd', 'adam' or 'adamw', a finite "
                 "learning_rate >= 0, a step count t and the moments)."
             )
         # The state's solver, not the parameter: set_params(solver=...) with a
         # warm start keeps the old state until the next stochastic fit.
-        n_moments = 2 if state["solver"] == "adam" else 1
+        n_moments = 1 if state["solver"] == "sgd" else 2
         _check_arrays("optimizer moments", state["moments"],
                       n_moments * (coef_shapes + intercept_shapes), _FLOAT_DTYPES)
 

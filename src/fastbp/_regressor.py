@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """BPRegressor: the network of ``BaseBP`` with a regression output."""
 
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBP
-from ._enums import REGRESSION_OUTPUTS
+from ._enums import REGRESSION_LOSSES, REGRESSION_OUT_ACTIVATIONS, REGRESSION_OUTPUTS
 from ._persist import register
 
 
@@ -25,22 +27,37 @@ class BPRegressor(RegressorMixin, BaseBP):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        The loss: half the squared error, or half the Poisson deviance with an
-        ``exp`` output activation (y must be >= 0).
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber', 'quantile'}, \
+            default='squared_error'
+        The loss: half the squared error; half the Poisson deviance with an
+        ``exp`` output activation (y must be >= 0); the absolute error (robust
+        to outliers, predicts the median); Huber's loss (squared within
+        ``huber_delta`` of the target, absolute beyond: robust yet smooth); or
+        the pinball loss of ``quantile`` (predicts that quantile, for
+        prediction intervals).
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer. ``()``
         means no hidden layer: a single layer of neurons ``z = X @ w + b``, the
         textbook neuron trained by gradient descent on the squared error.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers: scikit-learn's ``'identity'``,
+        ``'logistic'``, ``'tanh'``, ``'relu'``, and ``'leaky_relu'`` (slope
+        ``leaky_relu_slope``), ``'elu'``, ``'selu'``, ``'softplus'``,
+        ``'gelu'`` (tanh form), ``'silu'``, ``'mish'`` and ``'sin'``; or a list
+        with one of these per hidden layer. gelu, silu and mish often train
+        deeper networks more smoothly than relu; sin suits periodic targets
+        and coordinate inputs; selu self-normalises deep plain stacks.
 
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+    solver : {'lbfgs', 'sgd', 'adam', 'adamw', 'rprop'}, default='adam'
         The weight optimizer. ``'lbfgs'`` is SciPy's L-BFGS-B over full-batch
         loss and gradient evaluations computed in compiled code, in the data's
-        dtype (float32 stays float32).
+        dtype (float32 stays float32). ``'adamw'`` is Adam with decoupled weight decay
+        (``weight_decay``): use it when the L2 penalty of Adam regularises
+        too little on large weights. ``'rprop'`` is iRPROP- (full batch, as
+        the FANN library trains): fast and nearly free of tuning on small
+        data sets; it has no ``partial_fit``, ``batch_size`` or early stopping.
 
     alpha : float, default=0.0001
         Strength of the L2 penalty on the weights (not the intercepts). As in
@@ -176,6 +193,57 @@ default='glorot_uniform'
         Threads help large layers only; on small networks, or with more threads
         than idle cores, they slow a fit down (often several times).
 
+    leaky_relu_slope : float, default=0.01
+        Slope of ``'leaky_relu'`` for negative inputs. Raise it (0.1-0.3) when
+        many relu units die (stay at 0 for every row).
+
+    dropout : float or list of float, default=0.0
+        Inverted dropout: each hidden unit is zeroed with this probability
+        while training (one rate per hidden layer with a list) and the kept
+        ones are scaled by ``1 / (1 - p)``; off at predict time. Use it
+        against overfitting on wide networks and small data. Masks come from a
+        counter-based hash of (a seed drawn from ``random_state``, epoch, row,
+        layer, unit), so fits are reproducible, bitwise for a given number of
+        threads. Stochastic solvers only (sgd, adam, adamw).
+
+    gradient_clip : float or None, default=None
+        Scale each minibatch's gradient (the L2 term included) down to this
+        global L2 norm when it is longer. Use it when the loss spikes or
+        diverges on outliers or with large learning rates. Stochastic solvers
+        only.
+
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay: each ``solver='adamw'`` step also
+        multiplies the weights (not the intercepts) by ``1 - learning_rate *
+        weight_decay``, outside Adam's moments. Ignored by the other solvers.
+        It is a parameter of its own rather than ``alpha`` because ``alpha``
+        keeps scikit-learn's meaning for every solver (an L2 term in the loss,
+        divided by the number of rows, that ``loss_`` reports); set
+        ``alpha=0`` for AdamW as in the literature. The default is PyTorch's.
+
+    rprop_increase_factor, rprop_decrease_factor : float, defaults 1.2, 0.5
+        iRPROP-'s step-size factors when a weight's gradient keeps or flips
+        its sign (``solver='rprop'``; FANN's defaults).
+
+    rprop_delta_init, rprop_delta_min, rprop_delta_max : float, defaults 0.1, 0.0, 50.0
+        iRPROP-'s initial step size of every weight and its bounds (FANN's
+        defaults).
+
+    out_activation : {'identity', 'logistic', 'softplus', 'exp'} or None, \
+            default=None
+        The output layer's activation; None is scikit-learn's choice (``exp``
+        for Poisson, else identity). Use ``'logistic'`` for targets in (0, 1),
+        ``'softplus'`` or ``'exp'`` for positive ones. With a loss other than
+        its own, the gradient goes through the activation's derivative. Not
+        with ``loss='poisson'`` (written for its exp link).
+
+    huber_delta : float, default=1.0
+        Where ``loss='huber'`` turns from squared to absolute error, in units
+        of y: about the size of the noise you do not want to call an outlier.
+
+    quantile : float in (0, 1), default=0.5
+        The quantile ``loss='quantile'`` predicts (0.5: the median).
+
     Attributes
     ----------
     coefs_ : list of ndarray of shape (n_in, n_out)
@@ -206,7 +274,8 @@ default='glorot_uniform'
     n_outputs_ : int
         Number of outputs.
     out_activation_ : str
-        The output activation: ``'identity'``, or ``'exp'`` for Poisson.
+        The output activation: ``out_activation``, or when that is None
+        ``'identity'``, or ``'exp'`` for Poisson.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -294,10 +363,13 @@ default='glorot_uniform'
 
     _parameter_constraints: dict = {
         **BaseBP._parameter_constraints,
-        "loss": [StrOptions(set(REGRESSION_OUTPUTS))],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        "out_activation": [None, StrOptions(set(REGRESSION_OUT_ACTIVATIONS))],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
     _score_name = "R²"
-    _output_activations = tuple(REGRESSION_OUTPUTS.values())
+    _output_activations = REGRESSION_OUT_ACTIVATIONS
 
     def __init__(
         self,
@@ -336,6 +408,18 @@ default='glorot_uniform'
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
+        leaky_relu_slope=0.01,
+        dropout=0.0,
+        gradient_clip=None,
+        weight_decay=0.01,
+        rprop_increase_factor=1.2,
+        rprop_decrease_factor=0.5,
+        rprop_delta_init=0.1,
+        rprop_delta_min=0.0,
+        rprop_delta_max=50.0,
+        out_activation=None,
+        huber_delta=1.0,
+        quantile=0.5,
     ):
         # get_params reads this signature, so it restates the base's
         # parameters (as scikit-learn's MLPRegressor does).
@@ -373,7 +457,19 @@ default='glorot_uniform'
             coefs_init=coefs_init,
             intercepts_init=intercepts_init,
             n_jobs=n_jobs,
+            leaky_relu_slope=leaky_relu_slope,
+            dropout=dropout,
+            gradient_clip=gradient_clip,
+            weight_decay=weight_decay,
+            rprop_increase_factor=rprop_increase_factor,
+            rprop_decrease_factor=rprop_decrease_factor,
+            rprop_delta_init=rprop_delta_init,
+            rprop_delta_min=rprop_delta_min,
+            rprop_delta_max=rprop_delta_max,
         )
+        self.out_activation = out_activation
+        self.huber_delta = huber_delta
+        self.quantile = quantile
         self.loss = loss
 
     @available_if(lambda est: est._check_solver())
@@ -463,10 +559,32 @@ default='glorot_uniform'
     # ------------------------------------------------- the task, for BaseBP
 
     def _output_activation(self):
+        if self.out_activation is not None:
+            return self.out_activation
         return REGRESSION_OUTPUTS[self.loss]
 
     def _output_reason(self):
+        if self.out_activation is not None:
+            return "out_activation=%r" % self.out_activation
         return "loss=%r" % self.loss
+
+    def _core_loss(self):
+        return REGRESSION_LOSSES[self.loss]
+
+    def _loss_param(self):
+        if self.loss == "huber":
+            return self.huber_delta
+        if self.loss == "quantile":
+            return self.quantile
+        return 0.0
+
+    def _check_options(self, n_hidden, incremental):
+        super()._check_options(n_hidden, incremental)
+        if self.loss == "poisson" and self.out_activation not in (None, "exp"):
+            raise ValueError(
+                "loss='poisson' is written for its log link: out_activation=%r "
+                "cannot be used with it (leave out_activation=None, or 'exp')."
+                % self.out_activation)
 
     def _validation_score(self, Y_val, out, sample_weight):
         return r2(Y_val, out, sample_weight)

@@ -1,6 +1,7 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""The full-batch solver (L-BFGS) and the epoch checkpoint of the stochastic ones.
+"""The full-batch solvers (L-BFGS, iRPROP-) and the epoch checkpoint of the
+stochastic ones.
 
 Both work on a ``BaseBP`` estimator through its public fitted attributes and
 the compiled core; neither knows whether the network regresses or classifies.
@@ -14,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _core
-from ._enums import ACTIVATIONS, LOSS_FOR_OUTPUT
+from ._enums import ACTIVATIONS
 from ._progress import EpochReporter
 from ._threads import blas_threads, blas_threads_for, resolve_n_jobs
 
@@ -45,29 +46,8 @@ def fit_lbfgs(est, X, Y, sample_weight, callback_data):
     compiled call returns the loss and the gradient. Ctrl-C keeps the last
     completed iteration, as the stochastic solvers keep the last completed epoch.
     """
-    est._adopt_dtype(X.dtype)
-    shapes = [c.shape for c in est.coefs_] + [b.shape for b in est.intercepts_]
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    theta = np.concatenate([p.ravel() for p in est.coefs_ + est.intercepts_])
-    views = np.split(theta, np.cumsum(sizes)[:-1])
-    params = [v.reshape(shape) for v, shape in zip(views, shapes)]
-    n_layers = len(est.coefs_)
-    coefs, intercepts = params[:n_layers], params[n_layers:]
+    theta, coefs, intercepts, rows, trainer = _full_batch_trainer(est, X)
     grad = np.empty_like(theta)
-    rows = as_rows(X)
-    trainer = _core.Trainer(
-        coefs,
-        intercepts,
-        [],
-        min(X.shape[0], LBFGS_BLOCK),
-        ACTIVATIONS[est.activation],
-        ACTIVATIONS[est.out_activation_],
-        LOSS_FOR_OUTPUT[est.out_activation_],
-        _core.Solver.SGD,  # unused: loss_grad takes no optimizer step
-        alpha=float(est.alpha),
-        dense_input=not sp.issparse(X),
-        out_groups=est._output_groups(),
-    )
 
     def loss_and_grad(x):
         np.copyto(theta, x, casting="unsafe")
@@ -147,6 +127,116 @@ def fit_lbfgs(est, X, Y, sample_weight, callback_data):
     est.intercepts_ = [b.copy() for b in intercepts]
     if est.loss_curve_:
         est.best_loss_ = float(np.nanmin(est.loss_curve_ + [np.inf]))
+
+
+def _full_batch_trainer(est, X):
+    """The parameters as views of one flat vector, and a Trainer over them."""
+    est._adopt_dtype(X.dtype)
+    shapes = [c.shape for c in est.coefs_] + [b.shape for b in est.intercepts_]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    theta = np.concatenate([p.ravel() for p in est.coefs_ + est.intercepts_])
+    views = np.split(theta, np.cumsum(sizes)[:-1])
+    params = [v.reshape(shape) for v, shape in zip(views, shapes)]
+    n_layers = len(est.coefs_)
+    coefs, intercepts = params[:n_layers], params[n_layers:]
+    trainer = _core.Trainer(
+        coefs,
+        intercepts,
+        [],
+        min(X.shape[0], LBFGS_BLOCK),
+        ACTIVATIONS["identity"],  # per layer: the options' activations
+        ACTIVATIONS[est.out_activation_],
+        est._core_loss(),
+        _core.Solver.SGD,  # unused: loss_grad takes no optimizer step
+        alpha=float(est.alpha),
+        dense_input=not sp.issparse(X),
+        out_groups=est._output_groups(),
+        **est._trainer_options(n_layers - 1),
+    )
+    return theta, coefs, intercepts, as_rows(X), trainer
+
+
+def fit_rprop(est, X, Y, sample_weight, callback_data):
+    """iRPROP- (Igel and Huesken 2000), full batch, as the FANN library trains.
+
+    Each iteration is one compiled full-batch loss and gradient evaluation and
+    one compiled sign-based step. Stops on the training loss as the stochastic
+    solvers do (``tol``, ``n_iter_no_change``), or after ``max_iter``
+    iterations; Ctrl-C keeps the last completed iteration.
+    """
+    theta, coefs, intercepts, rows, trainer = _full_batch_trainer(est, X)
+    grad = np.empty_like(theta)
+    prev_grad = np.zeros_like(theta)
+    step = np.full_like(theta, est.rprop_delta_init)
+    last = theta.copy()
+    n = X.shape[0]
+    reporter = EpochReporter(est, n, est.max_iter, **callback_data)
+    est.n_iter_ = 0
+
+    def evaluate():
+        loss = float(_core.loss_grad(trainer, rows, Y, grad, sample_weight))
+        return loss if np.isfinite(loss) and np.isfinite(grad).all() else np.nan
+
+    def keep(params):
+        np.copyto(theta, params)
+        est.coefs_ = [c.copy() for c in coefs]
+        est.intercepts_ = [b.copy() for b in intercepts]
+
+    try:
+        blas = (blas_threads_for(trainer.layer_units, trainer.max_batch)
+                if est.n_jobs is None else blas_threads(resolve_n_jobs(est.n_jobs)))
+        with blas:
+            loss = evaluate()
+            for _ in range(est.max_iter):
+                reporter.begin_epoch()
+                if not np.isfinite(loss):
+                    break
+                np.copyto(last, theta)
+                _core.rprop_update(theta, grad, prev_grad, step,
+                                   float(est.rprop_increase_factor),
+                                   float(est.rprop_decrease_factor),
+                                   float(est.rprop_delta_min),
+                                   float(est.rprop_delta_max))
+                loss = evaluate()
+                est.n_iter_ += 1
+                est.t_ += n
+                est.loss_curve_.append(loss)
+                if not np.isfinite(loss):
+                    break
+                est.loss_ = loss
+                if est.verbose == 1:
+                    print("Iteration %d, loss = %.8f" % (est.n_iter_, loss))
+                if reporter.end_epoch(loss, None) or est._reached_stop_loss(loss):
+                    break
+                if loss > est.best_loss_ - est.tol:
+                    est._no_improvement_count += 1
+                else:
+                    est._no_improvement_count = 0
+                est.best_loss_ = min(est.best_loss_, loss)
+                if est._no_improvement_count > est.n_iter_no_change:
+                    if est.verbose:
+                        print("Training loss did not improve more than tol=%f for %d "
+                              "consecutive epochs. Stopping." % (est.tol,
+                                                                 est.n_iter_no_change))
+                    break
+            else:
+                warnings.warn(
+                    "rprop: Maximum iterations (%d) reached and the optimization "
+                    "hasn't converged yet." % est.max_iter, ConvergenceWarning)
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+        keep(last)
+        return
+    finally:
+        reporter.close()
+    if not np.isfinite(loss):
+        if est.n_iter_ <= 1:
+            raise ValueError("%s %s" % (DIVERGED, DIVERGED_ADVICE))
+        warnings.warn("rprop reached non-finite values; kept the last finite "
+                      "iterate. %s" % DIVERGED_ADVICE, ConvergenceWarning)
+        keep(last)
+        return
+    keep(theta)
 
 
 class Checkpoint:

@@ -13,8 +13,16 @@ scikit-learn model::
 
 Both estimators share one network graph: one ``MatMul`` and one ``Add`` per
 layer, each followed by the layer's activation (``Relu``, ``Tanh``,
-``Sigmoid``, nothing for identity; ``Exp`` for the output of a Poisson model,
-``Softmax`` for a multiclass one). The graph computes in the input's float
+``Sigmoid``, ``Sin``, nothing for identity; ``Exp`` for the output of a
+Poisson model, ``Softmax`` for a multiclass one). leaky_relu, elu, selu,
+softplus, gelu (tanh form), silu and mish are written with elementary
+operators (``Where``, ``Greater``, ``Exp``, ``Log``, ``Mul``, ``Add``,
+``Tanh``, ``Sigmoid``): ONNX Runtime has no float64 kernels for
+``LeakyRelu``, ``Elu``, ``Selu`` or ``Softplus``, and GELU has an operator only
+from opset 20. Per-layer activation lists and every regressor
+``out_activation`` export. Dropout is off at predict
+time and so absent from the graph; the losses, solvers and training options
+are not part of a prediction graph at all. The graph computes in the input's float
 type: float32 input gives a float32 graph, float64 input a float64 graph, and
 integer or boolean input is cast to float64, as ``predict`` does.
 
@@ -100,12 +108,20 @@ ONNX_ACTIVATIONS = {
     "exp": "Exp",
     "softmax": "Softmax",
 }
-_HIDDEN = ("identity", "logistic", "tanh", "relu")
+_HIDDEN = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu",
+           "softplus", "gelu", "silu", "mish", "sin")
+ONNX_ACTIVATIONS["sin"] = "Sin"
+# Written with several elementary operators (see _activation_nodes).
+_COMPOSED = ("leaky_relu", "elu", "selu", "softplus", "gelu", "silu", "mish")
+for _name in _COMPOSED:
+    ONNX_ACTIVATIONS[_name] = _name
 _CAST_TO_DOUBLE = (Int64TensorType, Int32TensorType, BooleanTensorType)
 _MULTILABEL = "multilabel-indicator"
 
 
 def _onnx_activation(model, name, where, allowed):
+    if isinstance(name, str) and name in _COMPOSED and name in allowed:
+        return name
     if not isinstance(name, str) or name not in allowed:
         raise NotImplementedError(
             "fastbp.onnx cannot express %s=%r of %s: a %s has %s. Use "
@@ -193,7 +209,13 @@ def _network_nodes(scope, operator, container, output=None):
     """
     model = operator.raw_operator
     n_layers = len(model.coefs_)
-    hidden = _onnx_activation(model, model.activation, "activation", _HIDDEN)
+    names = model.activation
+    if isinstance(names, str):
+        names = [names] * (n_layers - 1)
+    elif len(names) != n_layers - 1:
+        raise ValueError("activation has %d entries for %d hidden layers."
+                         % (len(names), n_layers - 1))
+    hidden = [_onnx_activation(model, name, "activation", _HIDDEN) for name in names]
     last = _onnx_activation(model, model.out_activation_, "out_activation_",
                             type(model)._output_activations)
     proto, dtype = _graph_dtype(operator)
@@ -209,7 +231,7 @@ def _network_nodes(scope, operator, container, output=None):
 
     for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         is_output = i == n_layers - 1
-        activation = last if is_output else hidden
+        activation = last if is_output else hidden[i]
         # Weights are cast to the graph's type, as predict casts them to X's dtype.
         coef_name = _add_constant(scope, container, "coef%d" % i, proto,
                                   np.ascontiguousarray(coef, dtype=dtype))
@@ -232,11 +254,66 @@ def _network_nodes(scope, operator, container, output=None):
             a = output
             continue
         a = output if is_output else scope.get_unique_variable_name("a%d" % i)
+        _activation_nodes(scope, container, activation, z, a, proto, dtype,
+                          float(getattr(model, "leaky_relu_slope", 0.01)))
+    return output
+
+
+def _activation_nodes(scope, container, activation, z, out, proto, dtype, slope):
+    """Nodes computing out = activation(z); activation is an ONNX operator
+    name, or one of _COMPOSED."""
+
+    def node(op, inputs, output=None, **attrs):
+        output = output or scope.get_unique_variable_name(op.lower())
+        container.add_node(op, inputs, output, name=scope.get_unique_operator_name(op),
+                           **attrs)
+        return output
+
+    def constant(name, value):
+        return _add_constant(scope, container, name, proto, np.array([value], dtype=dtype))
+
+    def softplus(v, output=None):
+        # relu(v) + log(1 + exp(-|v|)): no overflow for large |v|.
+        tail = node("Log", [node("Add", [node("Exp", [node("Neg", [node("Abs", [v])])]),
+                                         constant("one", 1.0)])])
+        return node("Add", [node("Relu", [v]), tail], output)
+
+    def negative_branch(v, value, output=None):
+        # value where v <= 0, v itself elsewhere
+        return node("Where", [node("Greater", [v, constant("zero", 0.0)]), v, value],
+                    output)
+
+    def expm1_negative(v):
+        # exp(min(v, 0)) - 1: the negative branch of elu, finite everywhere.
+        clipped = node("Min", [v, constant("zero", 0.0)])
+        return node("Sub", [node("Exp", [clipped]), constant("one", 1.0)])
+
+    if activation == "gelu":
+        # 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+        z3 = node("Mul", [node("Mul", [z, z]), z])
+        inner = node("Add", [z, node("Mul", [z3, constant("gelu_k", 0.044715)])])
+        t = node("Tanh", [node("Mul", [inner, constant("gelu_c", np.sqrt(2 / np.pi))])])
+        half_z = node("Mul", [z, constant("half", 0.5)])
+        node("Mul", [half_z, node("Add", [t, constant("one", 1.0)])], out)
+    elif activation == "silu":
+        node("Mul", [z, node("Sigmoid", [z])], out)
+    elif activation == "mish":
+        node("Mul", [z, node("Tanh", [softplus(z)])], out)
+    elif activation == "softplus":
+        softplus(z, out)
+    elif activation == "leaky_relu":
+        negative_branch(z, node("Mul", [z, constant("slope", slope)]), out)
+    elif activation == "elu":
+        negative_branch(z, expm1_negative(z), out)
+    elif activation == "selu":
+        alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+        inner = negative_branch(z, node("Mul", [expm1_negative(z),
+                                                constant("selu_alpha", alpha)]))
+        node("Mul", [inner, constant("selu_scale", scale)], out)
+    else:
         # Softmax normalises each row; axis=1 means that in every opset.
         attrs = {"axis": 1} if activation == "Softmax" else {}
-        container.add_node(activation, z, a,
-                           name=scope.get_unique_operator_name(activation), **attrs)
-    return output
+        node(activation, [z], out, **attrs)
 
 
 def _groups(model):
