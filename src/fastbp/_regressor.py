@@ -209,7 +209,7 @@ default='glorot_uniform'
         The output activation: ``'identity'``, or ``'exp'`` for Poisson.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when X has string column names.
 
     Notes
