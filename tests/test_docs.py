@@ -90,13 +90,16 @@ DOC_CASES = _cases((os.path.relpath(page, DOCS), rst_blocks(page))
 N_DOC_BLOCKS = sum(len(case.values[0]) for case in DOC_CASES)
 # Runs the blocks given as files, in order, each in a fresh namespace that
 # looks like a script's (so ``if __name__ == "__main__":`` blocks run).
+# The guard keeps processes that re-import the main module (Dask's workers,
+# multiprocessing's spawn) from running the blocks again.
 RUNNER = """
 import sys
-for path in sys.argv[1:]:
-    with open(path, encoding="utf-8") as f:
-        code = compile(f.read(), path, "exec")
-    print("--- running", path, flush=True)
-    exec(code, {"__name__": "__main__", "__file__": path})
+if __name__ == "__main__":
+    for path in sys.argv[1:]:
+        with open(path, encoding="utf-8") as f:
+            code = compile(f.read(), path, "exec")
+        print("--- running", path, flush=True)
+        exec(code, {"__name__": "__main__", "__file__": path})
 """
 GALLERY = sorted(
     os.path.join(DOCS, "examples", name)

@@ -4,16 +4,19 @@
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
 from ._base import NETWORK_ATTRIBUTES, BaseBP
 from ._persist import register
+from ._typing import (
+    Any, ArrayLike, EvalSet, MatrixLike, NDArray, _fit_context,
+    available_if,
+)
 
 _MULTILABEL = "multilabel-indicator"
 _MULTIOUTPUT = "multiclass-multioutput"
@@ -313,7 +316,7 @@ default='glorot_uniform'
         intercepts_init=None,
         n_jobs=None,
         class_weight=None,
-    ):
+    ) -> None:
         # get_params reads this signature, so it restates the base's parameters.
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -355,7 +358,9 @@ default='glorot_uniform'
     # ------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, eval_set=None):
+    def fit(self, X: MatrixLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None,
+            eval_set: EvalSet | None = None) -> "BPClassifier":
         """Fit the network to data X and labels y.
 
         Parameters
@@ -381,7 +386,10 @@ default='glorot_uniform'
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None, eval_set=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None,
+                    eval_set: EvalSet | None = None) -> "BPClassifier":
         """Update the model with one epoch over X and y.
 
         Parameters
@@ -409,7 +417,7 @@ default='glorot_uniform'
         return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set,
                          classes=classes)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         """Predict class labels (or a multilabel indicator matrix).
 
         Parameters
@@ -432,7 +440,9 @@ default='glorot_uniform'
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
 
-    def predict_proba(self, X):
+    def predict_proba(
+        self, X: MatrixLike
+    ) -> NDArray[np.floating] | list[NDArray[np.floating]]:
         """Probability of each class.
 
         Parameters
@@ -442,9 +452,10 @@ default='glorot_uniform'
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarray
             Probabilities in the order of ``classes_``, in X's floating dtype.
-            For multilabel targets, the probability of each label.
+            For multilabel targets, the probability of each label. For several
+            columns of labels, a list with one such array per column.
         """
         out = self._network_output(X)
         if self._is_multioutput():
@@ -454,7 +465,9 @@ default='glorot_uniform'
             return np.column_stack([1 - p, p])
         return out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(
+        self, X: MatrixLike
+    ) -> NDArray[np.floating] | list[NDArray[np.floating]]:
         """Logarithm of :meth:`predict_proba`.
 
         Parameters
@@ -464,8 +477,8 @@ default='glorot_uniform'
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            ``log(predict_proba(X))``.
+        log_proba : ndarray of shape (n_samples, n_classes) or list of ndarray
+            ``log(predict_proba(X))``, a list for several columns of labels.
         """
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
@@ -473,7 +486,8 @@ default='glorot_uniform'
                 return [np.log(p, out=p) for p in proba]
             return np.log(proba, out=proba)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: MatrixLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy on X and y; for several columns of labels, the subset
         accuracy (a row counts when every column is right), as scikit-learn's
         multi-output classifiers score.

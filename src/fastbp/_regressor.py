@@ -4,14 +4,14 @@
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import RegressorMixin, _fit_context
+from sklearn.base import RegressorMixin
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBP
 from ._enums import REGRESSION_OUTPUTS
 from ._persist import register
+from ._typing import ArrayLike, EvalSet, MatrixLike, NDArray, _fit_context, available_if
 
 
 class BPRegressor(RegressorMixin, BaseBP):
@@ -336,7 +336,7 @@ default='glorot_uniform'
         coefs_init=None,
         intercepts_init=None,
         n_jobs=None,
-    ):
+    ) -> None:
         # get_params reads this signature, so it restates the base's
         # parameters (as scikit-learn's MLPRegressor does).
         super().__init__(
@@ -378,7 +378,9 @@ default='glorot_uniform'
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, eval_set=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None,
+                    eval_set: EvalSet | None = None) -> "BPRegressor":
         """Update the model with one epoch over X and y.
 
         The optimizer state (Adam moments, SGD velocities and learning rate)
@@ -404,7 +406,7 @@ default='glorot_uniform'
         """
         return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[np.floating]:
         """Predict with the network.
 
         Parameters
@@ -422,7 +424,8 @@ default='glorot_uniform'
             return y_pred.ravel()
         return y_pred
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: MatrixLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Return the coefficient of determination R² of the prediction.
 
         As :meth:`sklearn.base.RegressorMixin.score`, but computed on targets
