@@ -11,7 +11,7 @@ import enum
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from typing_extensions import disjoint_base
 
 _Float = np.float32 | np.float64
@@ -100,6 +100,7 @@ class Trainer:
         epsilon: float = ...,
         dense_input: bool = ...,
         n_threads: int = ...,
+        out_groups: ArrayLike | None = None,
     ) -> None: ...
     def snapshot(self) -> None: ...
     def restore(self) -> None: ...
@@ -131,4 +132,5 @@ def predict(
     activation: int,
     out_activation: int,
     out: _FloatArray,
+    out_groups: ArrayLike | None = None,
 ) -> None: ...
