@@ -19,6 +19,7 @@ _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 MAX_THREADS: int
 OPENMP: bool
+SMALL_GEMM_DEFAULT: int
 
 class Activation(enum.IntEnum):
     IDENTITY = 0
@@ -37,6 +38,11 @@ class Loss(enum.IntEnum):
 class Solver(enum.IntEnum):
     SGD = 0
     ADAM = 1
+
+class Stop(enum.IntEnum):
+    STOP_MAX_EPOCHS = 0
+    STOP_NO_CHANGE = 1
+    STOP_DIVERGED = 2
 
 @disjoint_base
 class Rows:
@@ -133,4 +139,62 @@ def predict(
     out_activation: int,
     out: _FloatArray,
     out_groups: ArrayLike | None = None,
+    n_threads: int = 1,
 ) -> None: ...
+
+@disjoint_base
+class EpochLoop:
+    """The settings and the running state of one ``train_epochs`` call."""
+
+    lr: float
+    lr0: float
+    power_t: float
+    tol: float
+    n_iter_no_change: float
+    best_loss: float
+    invscaling: bool
+    adaptive: bool
+    shuffle: bool
+    adam_t: int
+    t: int
+    no_improvement: int
+    n_done: int
+    stop: int
+    random_state: Any
+    losses: Any
+    def __init__(
+        self,
+        *,
+        lr: float,
+        lr0: float,
+        power_t: float,
+        tol: float,
+        n_iter_no_change: float,
+        best_loss: float,
+        invscaling: bool,
+        adaptive: bool,
+        shuffle: bool,
+        adam_t: int,
+        t: int,
+        no_improvement: int,
+        random_state: Any,
+        max_epochs: int,
+    ) -> None: ...
+
+def shuffle_rows(x: NDArray[np.intp], random_state: Any) -> None: ...
+def train_epochs(
+    trainer: Trainer,
+    X: Rows | _FloatArray,
+    Y: _FloatArray,
+    sample_idx: NDArray[np.intp],
+    loop: EpochLoop,
+    batch_size: int,
+    sample_weight: _FloatArray | None = None,
+    weight_scale: float = 1.0,
+) -> None: ...
+def isa_names() -> list[str]: ...
+def isa_supported() -> list[str]: ...
+def get_isa() -> str: ...
+def set_isa(name: str) -> str: ...
+def set_small_gemm(limit: int) -> int: ...
+def get_small_gemm() -> int: ...
