@@ -34,7 +34,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -61,6 +61,7 @@ from ._threads import (
     resolve_n_jobs,
     threads_for,
 )
+from ._typing import BP, ArrayLike, EvalSet, MatrixLike, PathOrFile, _fit_context
 
 # The fitted state common to every network, in the order it is saved.
 NETWORK_ATTRIBUTES = (
@@ -495,7 +496,9 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     # -------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, eval_set=None):
+    def fit(self: BP, X: MatrixLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None,
+            eval_set: EvalSet | None = None) -> BP:
         """Fit the network to data X and target(s) y.
 
         Parameters
@@ -527,7 +530,7 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             )
         return True
 
-    def save(self, path):
+    def save(self, path: PathOrFile) -> None:
         """Save the fitted model to ``path`` in fastbp's pickle-free format.
 
         See :func:`fastbp.load`.

@@ -6,16 +6,19 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
 from ._base import NETWORK_ATTRIBUTES, BaseBP
 from ._persist import register
+from ._typing import (
+    Any, ArrayLike, EvalSet, MatrixLike, NDArray, _fit_context,
+    available_if,
+)
 
 _MULTILABEL = "multilabel-indicator"
 _MULTIOUTPUT = "multiclass-multioutput"
@@ -288,7 +291,7 @@ default='glorot_uniform'
         ``'logistic'`` (binary, multilabel) or ``'softmax'`` (multiclass).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when X has string column names.
 
     Notes
@@ -379,7 +382,7 @@ default='glorot_uniform'
         rprop_delta_max=50.0,
         class_weight=None,
         label_smoothing=0.0,
-    ):
+    ) -> None:
         # get_params reads this signature, so it restates the base's parameters.
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -431,7 +434,9 @@ default='glorot_uniform'
     # ------------------------------------------------------------- API
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, eval_set=None):
+    def fit(self, X: MatrixLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None,
+            eval_set: EvalSet | None = None) -> "BPClassifier":
         """Fit the network to data X and labels y.
 
         Parameters
@@ -457,7 +462,10 @@ default='glorot_uniform'
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None, eval_set=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None,
+                    eval_set: EvalSet | None = None) -> "BPClassifier":
         """Update the model with one epoch over X and y.
 
         Parameters
@@ -485,7 +493,7 @@ default='glorot_uniform'
         return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set,
                          classes=classes)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         """Predict class labels (or a multilabel indicator matrix).
 
         Parameters
@@ -508,7 +516,9 @@ default='glorot_uniform'
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
 
-    def predict_proba(self, X):
+    def predict_proba(
+        self, X: MatrixLike
+    ) -> NDArray[np.floating] | list[NDArray[np.floating]]:
         """Probability of each class.
 
         Parameters
@@ -518,9 +528,10 @@ default='glorot_uniform'
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarray
             Probabilities in the order of ``classes_``, in X's floating dtype.
-            For multilabel targets, the probability of each label.
+            For multilabel targets, the probability of each label. For several
+            columns of labels, a list with one such array per column.
         """
         out = self._network_output(X)
         if self._is_multioutput():
@@ -530,7 +541,9 @@ default='glorot_uniform'
             return np.column_stack([1 - p, p])
         return out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(
+        self, X: MatrixLike
+    ) -> NDArray[np.floating] | list[NDArray[np.floating]]:
         """Logarithm of :meth:`predict_proba`.
 
         Parameters
@@ -540,8 +553,8 @@ default='glorot_uniform'
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            ``log(predict_proba(X))``.
+        log_proba : ndarray of shape (n_samples, n_classes) or list of ndarray
+            ``log(predict_proba(X))``, a list for several columns of labels.
         """
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
@@ -549,7 +562,8 @@ default='glorot_uniform'
                 return [np.log(p, out=p) for p in proba]
             return np.log(proba, out=proba)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: MatrixLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy on X and y; for several columns of labels, the subset
         accuracy (a row counts when every column is right), as scikit-learn's
         multi-output classifiers score.

@@ -80,6 +80,8 @@ import numpy as np
 import sklearn
 from sklearn.utils.validation import check_is_fitted
 
+from ._typing import Any, PathOrFile
+
 FORMAT = "fastbp-model"
 # The version written for files without ``$labels``.
 FORMAT_VERSION = 1
@@ -457,7 +459,7 @@ def _write_zip(f, text, arrays):
 # ------------------------------------------------------------------ loading
 
 
-def load(path, *, max_bytes=DEFAULT_MAX_BYTES):
+def load(path: PathOrFile, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Load a model saved by ``BPRegressor.save``.
 
     The file is checked before anything is built from it, and nothing in it

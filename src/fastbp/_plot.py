@@ -2,8 +2,15 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """TrainingCurveDisplay: the training loss and validation curves of a fit."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
+
+from ._typing import Any, ArrayLike
+
+if TYPE_CHECKING:
+    from ._base import BaseBP
 
 
 def check_matplotlib_support(caller):
@@ -76,8 +83,9 @@ class TrainingCurveDisplay:
     True
     """
 
-    def __init__(self, *, loss_curve, validation_scores=None, best_epoch=None,
-                 estimator_name=None, xlabel="epoch", score_name=None):
+    def __init__(self, *, loss_curve: ArrayLike, validation_scores: ArrayLike | None = None,
+                 best_epoch: int | None = None, estimator_name: str | None = None,
+                 xlabel: str = "epoch", score_name: str | None = None) -> None:
         self.loss_curve = loss_curve
         self.validation_scores = validation_scores
         self.best_epoch = best_epoch
@@ -86,7 +94,8 @@ class TrainingCurveDisplay:
         self.score_name = score_name
 
     @classmethod
-    def from_estimator(cls, estimator, *, ax=None, name=None, **kwargs):
+    def from_estimator(cls, estimator: "BaseBP", *, ax: Any = None, name: str | None = None,
+                       **kwargs: Any) -> "TrainingCurveDisplay":
         """Plot the curves recorded by a fitted estimator.
 
         Parameters
@@ -137,7 +146,9 @@ class TrainingCurveDisplay:
         finite = np.where(np.isfinite(loss), loss, np.nan)
         return 1 + int(np.nanargmin(finite)) if np.isfinite(finite).any() else 1
 
-    def plot(self, ax=None, *, name=None, loss_kwargs=None, validation_kwargs=None):
+    def plot(self, ax: Any = None, *, name: str | None = None,
+             loss_kwargs: dict[str, Any] | None = None,
+             validation_kwargs: dict[str, Any] | None = None) -> "TrainingCurveDisplay":
         """Draw the curves.
 
         Parameters

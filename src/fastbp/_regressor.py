@@ -6,14 +6,14 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import RegressorMixin, _fit_context
+from sklearn.base import RegressorMixin
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBP
 from ._enums import REGRESSION_LOSSES, REGRESSION_OUT_ACTIVATIONS, REGRESSION_OUTPUTS
 from ._persist import register
+from ._typing import ArrayLike, EvalSet, MatrixLike, NDArray, _fit_context, available_if
 
 
 class BPRegressor(RegressorMixin, BaseBP):
@@ -278,7 +278,7 @@ default='glorot_uniform'
         ``'identity'``, or ``'exp'`` for Poisson.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when X has string column names.
 
     Notes
@@ -420,7 +420,7 @@ default='glorot_uniform'
         out_activation=None,
         huber_delta=1.0,
         quantile=0.5,
-    ):
+    ) -> None:
         # get_params reads this signature, so it restates the base's
         # parameters (as scikit-learn's MLPRegressor does).
         super().__init__(
@@ -474,7 +474,9 @@ default='glorot_uniform'
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, eval_set=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None,
+                    eval_set: EvalSet | None = None) -> "BPRegressor":
         """Update the model with one epoch over X and y.
 
         The optimizer state (Adam moments, SGD velocities and learning rate)
@@ -500,7 +502,7 @@ default='glorot_uniform'
         """
         return self._fit(X, y, sample_weight, incremental=True, eval_set=eval_set)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[np.floating]:
         """Predict with the network.
 
         Parameters
@@ -518,7 +520,8 @@ default='glorot_uniform'
             return y_pred.ravel()
         return y_pred
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: MatrixLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Return the coefficient of determination R² of the prediction.
 
         As :meth:`sklearn.base.RegressorMixin.score`, but computed on targets

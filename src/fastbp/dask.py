@@ -42,6 +42,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
+from ._typing import Any, ArrayLike, BP
+
 try:
     import dask
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -121,8 +123,9 @@ def _blocks(X, y):
     )
 
 
-def fit_incremental(estimator, X, y, *, n_epochs=1, shuffle_blocks=False,
-                    random_state=None, classes=None):
+def fit_incremental(estimator: BP, X: Any, y: Any, *, n_epochs: int = 1,
+                    shuffle_blocks: bool = False, random_state: Any = None,
+                    classes: ArrayLike | None = None) -> BP:
     """Train ``estimator`` with ``partial_fit`` over the blocks of dask data.
 
     One epoch calls ``partial_fit`` once per block of rows, in order (or in a
