@@ -320,11 +320,13 @@ def test_sigint_during_a_long_epoch(monkeypatch, python_epoch_loop):
     # signal is sent once the loop has provably started that epoch (the
     # weights moved), so it lands inside the compiled call; the loop must
     # notice it between minibatches and stop there, without finishing the
-    # epoch. Nothing here reads a clock.
+    # epoch. Nothing here reads a clock, but the core checks for signals every
+    # 50 ms, so an epoch must last many times that (about half a second here)
+    # for the check to come before the epoch ends.
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200_000, 20))
     y = np.tanh(X @ rng.standard_normal(20))
-    est = BPRegressor(hidden_layer_sizes=(64,), max_iter=50, tol=0,
+    est = BPRegressor(hidden_layer_sizes=(256,), max_iter=50, tol=0,
                       n_iter_no_change=1000, random_state=0)
     real = regressor_module._core.train_epoch
     calls, seen = [], []
