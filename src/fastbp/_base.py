@@ -1229,14 +1229,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------- schedules, validation, stopping, threads
     # Each option of this block acts once per epoch, from _run_epochs, in
-    # Python: a compiled multi-epoch loop must hand the epoch back to Python
-    # whenever _needs_epoch_hooks() is true.
-
-    def _needs_epoch_hooks(self, validation):
-        """Whether an option of this block needs Python between two epochs of
-        a fit with this validation data (None: none)."""
-        return (validation is not None or self.learning_rate != "constant"
-                or self.warmup_fraction > 0 or self.stop_loss is not None)
+    # Python, except those the compiled loop runs itself: _compiled_loop_ok
+    # says which fits hand every epoch back to Python.
 
     def _scheduled(self):
         """Whether invscaling and adaptive act on this solver: always on sgd, on
