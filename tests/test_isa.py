@@ -31,16 +31,20 @@ def restore_isa():
     _core.set_small_gemm(small)
 
 
-def _train(case, isa, dtype, **params):
+def _train(case, isa, dtype, hidden=(9, 5), **params):
     _core.set_isa(isa)
     X = case.X.astype(dtype)
-    est = case(hidden_layer_sizes=(9, 5), max_iter=6, batch_size=13, tol=0,
+    est = case(hidden_layer_sizes=hidden, max_iter=6, batch_size=13, tol=0,
                random_state=0, alpha=1e-2, **params)
     est.fit(X, case.y)
     case.partial_fit(est, X, case.y)
     return est
 
 
+# (9, 5): remainders of every block; (37,) and (70, 3): a single-output
+# gradient long enough for the kernel's vectors down the rows, and columns
+# left over for its 16-byte vectors.
+@pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
 @pytest.mark.parametrize("small_gemm", [0, 1 << 16], ids=["blas", "own"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", [
@@ -49,7 +53,7 @@ def _train(case, isa, dtype, **params):
     dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05),
 ])
 def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_isa,
-                                                       dtype, solver, small_gemm):
+                                                       dtype, solver, small_gemm, hidden):
     if len(SUPPORTED) < 2:
         pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
     _core.set_small_gemm(small_gemm)
@@ -59,7 +63,8 @@ def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_i
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        models = {isa: _train(estimator_case, isa, dtype, **solver) for isa in SUPPORTED}
+        models = {isa: _train(estimator_case, isa, dtype, hidden, **solver)
+                  for isa in SUPPORTED}
     base = models["default"]
     for isa, est in models.items():
         assert est.loss_curve_ == base.loss_curve_, isa
@@ -133,8 +138,10 @@ def test_own_small_products_are_blas_products(restore_isa, isa, dtype):
         np.testing.assert_allclose(outs[1], expected, rtol=10 * tol, atol=10 * tol)
 
 
+@pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dtype):
+def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dtype,
+                                                 hidden):
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -144,7 +151,7 @@ def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dt
         _core.set_small_gemm(limit)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            models.append(_train(estimator_case, "best", dtype))
+            models.append(_train(estimator_case, "best", dtype, hidden))
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for p, q in zip(models[0].coefs_ + models[0].intercepts_,
                     models[1].coefs_ + models[1].intercepts_):

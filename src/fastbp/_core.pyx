@@ -225,6 +225,14 @@ cdef extern from "_simd.h":
         void (*gemm_s)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, Py_ssize_t,
                        Py_ssize_t, const float*, Py_ssize_t, float*,
                        Py_ssize_t) noexcept nogil
+        void (*colsum_d)(double*, const double*, Py_ssize_t, Py_ssize_t,
+                         int) noexcept nogil
+        void (*colsum_s)(float*, const float*, Py_ssize_t, Py_ssize_t,
+                         int) noexcept nogil
+        void (*outer_d)(const double*, const double*, Py_ssize_t, Py_ssize_t,
+                        double*) noexcept nogil
+        void (*outer_s)(const float*, const float*, Py_ssize_t, Py_ssize_t,
+                        float*) noexcept nogil
     fastbp_kernels fastbp_k
     const int FASTBP_N_ISA
     int fastbp_isa_current
@@ -1027,11 +1035,10 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
                   a_prev, <int> n_in, d, <int> n_out,
                   <floating> (1 if accumulate else 0), coef_grad[l], <int> n_out)
         gb = intercept_grad[l]
-        if not accumulate:
-            memset(gb, 0, n_out * sizeof(floating))
-        for i in range(n_rows):
-            for j in range(n_out):
-                gb[j] += d[i * n_out + j]
+        if floating is float:
+            fastbp_k.colsum_s(gb, d, n_rows, n_out, accumulate)
+        else:
+            fastbp_k.colsum_d(gb, d, n_rows, n_out, accumulate)
         if l > 0:
             # delta must travel back through the weights before they change.
             if n_out == 1:
@@ -1050,13 +1057,11 @@ cdef inline void _outer(const floating* d, const floating* w, Py_ssize_t n_rows,
                         Py_ssize_t n_in, floating* out) noexcept nogil:
     """out[i, j] = d[i] * w[j]: ``d @ W.T`` for a single output unit (W of shape
     (n_in, 1)), exactly as GEMM gives it (one product per entry, no sum), without
-    a BLAS call whose transposed small case is slow."""
-    cdef Py_ssize_t i, j
-    cdef floating di
-    for i in range(n_rows):
-        di = d[i]
-        for j in range(n_in):
-            out[i * n_in + j] = di * w[j]
+    a BLAS call whose transposed small case is slow. The loop is _simd.h's."""
+    if floating is float:
+        fastbp_k.outer_s(d, w, n_rows, n_in, out)
+    else:
+        fastbp_k.outer_d(d, w, n_rows, n_in, out)
 
 
 # --------------------------------------------------------------------------

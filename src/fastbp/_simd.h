@@ -1,8 +1,8 @@
 /* Authors: The fastbp developers
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * Runtime instruction-set dispatch for the optimizer and reduction loops and
- * the small matrix products.
+ * Runtime instruction-set dispatch for the optimizer and reduction loops, the
+ * backward pass's element-wise loops and the small matrix products.
  *
  * _simd_kernels.h is compiled once per target: the baseline of the platform
  * ("default", SSE2 on x86-64), and on x86-64 with GCC or Clang also AVX2 and
@@ -41,6 +41,23 @@ typedef struct fastbp_step {
 #else
 #define FASTBP_X86_DISPATCH 0
 #endif
+
+/* Whether dividing by scale is exactly multiplying by a constant: true when
+   scale is a power of two whose reciprocal *r is a normal number of the
+   loops' precision (float when single). Both are then the correctly rounded
+   value of the same real quotient, so the loops may multiply (a division
+   costs several times a multiplication) and still give bitwise the same
+   results. Batch sizes are often powers of two. */
+static inline int fastbp_exact_recip(double scale, int single, double *r)
+{
+    int e;
+    if (!(scale > 0) || frexp(scale, &e) != 0.5)
+        return 0;
+    *r = 1.0 / scale;
+    if (single)
+        return *r >= 0x1p-126 && *r <= 0x1p126;
+    return *r >= 0x1p-1022;
+}
 
 /* FASTBP_VBYTES: the vector width of a target, for the small products. */
 #define FASTBP_SUFFIX base
@@ -94,12 +111,17 @@ typedef struct fastbp_kernels {
                    Py_ssize_t, const double *, Py_ssize_t, double *, Py_ssize_t);
     void (*gemm_s)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t,
                    Py_ssize_t, const float *, Py_ssize_t, float *, Py_ssize_t);
+    void (*colsum_d)(double *, const double *, Py_ssize_t, Py_ssize_t, int);
+    void (*colsum_s)(float *, const float *, Py_ssize_t, Py_ssize_t, int);
+    void (*outer_d)(const double *, const double *, Py_ssize_t, Py_ssize_t, double *);
+    void (*outer_s)(const float *, const float *, Py_ssize_t, Py_ssize_t, float *);
 } fastbp_kernels;
 
 #define FASTBP_TABLE(sfx)                                                       \
     {fastbp_adam_d_##sfx, fastbp_adam_s_##sfx, fastbp_sgd_d_##sfx,              \
      fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx,            \
-     fastbp_gemm_d_##sfx, fastbp_gemm_s_##sfx}
+     fastbp_gemm_d_##sfx, fastbp_gemm_s_##sfx, fastbp_colsum_d_##sfx,           \
+     fastbp_colsum_s_##sfx, fastbp_outer_d_##sfx, fastbp_outer_s_##sfx}
 
 static const fastbp_kernels fastbp_tables[FASTBP_N_ISA] = {
     FASTBP_TABLE(base),

@@ -27,7 +27,20 @@
         const T b1 = (T) step->beta_1, b2 = (T) step->beta_2;                   \
         const T c1 = (T) (1.0 - step->beta_1), c2 = (T) (1.0 - step->beta_2);   \
         const T neg_lr = (T) (-step->lr), eps = (T) step->epsilon;              \
+        double r;                                                               \
         Py_ssize_t k;                                                           \
+        if (fastbp_exact_recip(step->scale, sizeof(T) == sizeof(float), &r)) {  \
+            const T rinv = (T) r; /* x / inv == x * rinv, bitwise */            \
+            for (k = 0; k < size; k++) {                                        \
+                T g = (grad[k] + a * param[k]) * rinv;                          \
+                T mk = b1 * m[k] + c1 * g;                                      \
+                T vk = b2 * v[k] + c2 * (g * g);                                \
+                m[k] = mk;                                                      \
+                v[k] = vk;                                                      \
+                param[k] = param[k] + (neg_lr * mk) / (SQRT(vk) + eps);         \
+            }                                                                   \
+            return;                                                             \
+        }                                                                       \
         for (k = 0; k < size; k++) {                                            \
             T g = (grad[k] + a * param[k]) / inv;                               \
             T mk = b1 * m[k] + c1 * g;                                          \
@@ -47,7 +60,27 @@
     {                                                                           \
         const T a = (T) step->alpha, inv = (T) step->scale;                     \
         const T lr = (T) step->lr, mu = (T) step->momentum;                     \
+        double r;                                                               \
         Py_ssize_t k;                                                           \
+        if (fastbp_exact_recip(step->scale, sizeof(T) == sizeof(float), &r)) {  \
+            const T rinv = (T) r; /* x / inv == x * rinv, bitwise */            \
+            if (step->nesterov) {                                               \
+                for (k = 0; k < size; k++) {                                    \
+                    T g = (grad[k] + a * param[k]) * rinv;                      \
+                    T vk = mu * velocity[k] - lr * g;                           \
+                    velocity[k] = vk;                                           \
+                    param[k] = param[k] + (mu * vk - lr * g);                   \
+                }                                                               \
+            } else {                                                            \
+                for (k = 0; k < size; k++) {                                    \
+                    T g = (grad[k] + a * param[k]) * rinv;                      \
+                    T vk = mu * velocity[k] - lr * g;                           \
+                    velocity[k] = vk;                                           \
+                    param[k] = param[k] + vk;                                   \
+                }                                                               \
+            }                                                                   \
+            return;                                                             \
+        }                                                                       \
         if (step->nesterov) {                                                   \
             for (k = 0; k < size; k++) {                                        \
                 T g = (grad[k] + a * param[k]) / inv;                           \
@@ -65,7 +98,31 @@
         }                                                                       \
     }
 
-/* sum(x**2) in double with four running sums, combined as (s0+s1)+(s2+s3). */
+/* sum(x**2) in double with four running sums, s_r over x[4t + r], combined
+   as (s0+s1)+(s2+s3); the elements past the last multiple of four go to s0.
+   With GCC/Clang the four sums are the lanes of one 4-double vector. */
+#if defined(__GNUC__)
+#define FASTBP_SUM_SQUARES(T, name)                                             \
+    FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,        \
+                                                  Py_ssize_t size)             \
+    {                                                                           \
+        typedef double D4 __attribute__((vector_size(4 * sizeof(double))));     \
+        typedef T T4 __attribute__((vector_size(4 * sizeof(T))));               \
+        D4 acc = {0, 0, 0, 0}, xv;                                              \
+        T4 raw;                                                                 \
+        double s0;                                                              \
+        Py_ssize_t k, end = size - size % 4;                                    \
+        for (k = 0; k < end; k += 4) {                                          \
+            memcpy(&raw, x + k, sizeof(T4));                                    \
+            xv = __builtin_convertvector(raw, D4);                              \
+            acc = acc + xv * xv;                                                \
+        }                                                                       \
+        s0 = acc[0];                                                            \
+        for (k = end; k < size; k++)                                            \
+            s0 += (double) x[k] * (double) x[k];                                \
+        return (s0 + acc[1]) + (acc[2] + acc[3]);                               \
+    }
+#else
 #define FASTBP_SUM_SQUARES(T, name)                                             \
     FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,        \
                                                   Py_ssize_t size)             \
@@ -82,55 +139,136 @@
             s0 += (double) x[k] * (double) x[k];                                \
         return (s0 + s1) + (s2 + s3);                                           \
     }
+#endif
+
+/* The intercept gradient: gb[j] = (gb[j] if accumulate else 0) + d[0, j] +
+   d[1, j] + ..., row by row. d: (n_rows, n_cols), row-major. */
+#define FASTBP_COLUMN_SUMS(T, name)                                             \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        T *restrict gb, const T *restrict d, Py_ssize_t n_rows,                 \
+        Py_ssize_t n_cols, int accumulate)                                      \
+    {                                                                           \
+        Py_ssize_t i, j;                                                        \
+        if (!accumulate)                                                        \
+            for (j = 0; j < n_cols; j++)                                        \
+                gb[j] = 0;                                                      \
+        for (i = 0; i < n_rows; i++)                                            \
+            for (j = 0; j < n_cols; j++)                                        \
+                gb[j] = gb[j] + d[i * n_cols + j];                              \
+    }
+
+/* out[i, j] = d[i] * w[j]: d @ W.T for a single output unit, one product per
+   entry as a matrix product gives it. out: (n_rows, n_in), row-major. */
+#define FASTBP_OUTER(T, name)                                                   \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        const T *restrict d, const T *restrict w, Py_ssize_t n_rows,            \
+        Py_ssize_t n_in, T *restrict out)                                       \
+    {                                                                           \
+        Py_ssize_t i, j;                                                        \
+        for (i = 0; i < n_rows; i++) {                                          \
+            const T di = d[i];                                                  \
+            for (j = 0; j < n_in; j++)                                          \
+                out[i * n_in + j] = di * w[j];                                  \
+        }                                                                       \
+    }
 
 /* Small matrix products, c[m, n] = op(a)[m, k] @ b[k, n], row-major, with
    op(a)[i, p] = a[i * ars + p * acs] (a or its transpose by the strides).
    Each c[i, j] is 0 + op(a)[i, 0] b[0, j] + op(a)[i, 1] b[1, j] + ..., in
-   that order. Blocks of 4 rows (then single rows) by two vectors of columns
-   accumulate in registers, with GCC/Clang vector types of the target's width
-   (FASTBP_VBYTES); vector arithmetic is lane by lane, so the order of each
-   sum is the same at every width. Columns left over, and every column with
-   other compilers, take the same sums on scalars. */
+   that order. Blocks of 4 rows (then single rows) by vectors of columns
+   accumulate in registers, with GCC/Clang vector types: two vectors of the
+   target's width (FASTBP_VBYTES), then one, then 16-byte vectors for the
+   columns left over. Vector arithmetic is lane by lane, so the order of each
+   sum is the same at every width. The columns left after that, and every
+   column with other compilers, take the same sums on scalars. A product
+   with a single column and op(a) read down contiguous rows (the gradient of
+   a single output unit) runs its vectors down the rows instead. */
 #if defined(__GNUC__)
+/* Rows [i, i + 4) by NV vectors of type VT (LEN lanes each) from column j0. */
+#define FASTBP_GEMM_R4(T, VT, LEN, NV)                                          \
+    for (; j0 + (NV) * (LEN) <= n; j0 += (NV) * (LEN)) {                        \
+        VT x[4][NV], u[NV];                                                     \
+        Py_ssize_t q, v;                                                        \
+        for (q = 0; q < 4; q++)                                                 \
+            for (v = 0; v < (NV); v++)                                          \
+                x[q][v] = (VT) {0};                                             \
+        for (p = 0; p < k; p++) {                                               \
+            const T *bp = b + p * ldb + j0;                                     \
+            for (v = 0; v < (NV); v++)                                          \
+                memcpy(&u[v], bp + v * (LEN), sizeof(VT));                      \
+            for (q = 0; q < 4; q++) {                                           \
+                const T aq = a[(i + q) * ars + p * acs];                        \
+                for (v = 0; v < (NV); v++)                                      \
+                    x[q][v] = x[q][v] + aq * u[v];                              \
+            }                                                                   \
+        }                                                                       \
+        for (q = 0; q < 4; q++)                                                 \
+            for (v = 0; v < (NV); v++)                                          \
+                memcpy(c + (i + q) * ldc + j0 + v * (LEN), &x[q][v], sizeof(VT)); \
+    }
+
+/* Row i by one vector of type VT (LEN lanes) from column j0. */
+#define FASTBP_GEMM_R1(T, VT, LEN)                                              \
+    for (; j0 + (LEN) <= n; j0 += (LEN)) {                                      \
+        VT x0 = {0}, u;                                                         \
+        for (p = 0; p < k; p++) {                                               \
+            memcpy(&u, b + p * ldb + j0, sizeof(VT));                           \
+            x0 = x0 + a[i * ars + p * acs] * u;                                 \
+        }                                                                       \
+        memcpy(c + i * ldc + j0, &x0, sizeof(VT));                              \
+    }
+
 #define FASTBP_GEMM_BLOCKS(T)                                                   \
     typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                   \
-    const Py_ssize_t L = FASTBP_VBYTES / sizeof(T), W = 2 * L;                  \
-    for (; i + 4 <= m; i += 4) {                                                \
-        for (j0 = 0; j0 + W <= n; j0 += W) {                                    \
-            V x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                            \
-            V y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, u, w;                      \
+    typedef T V16 __attribute__((vector_size(16)));                             \
+    const Py_ssize_t L = FASTBP_VBYTES / sizeof(T), L16 = 16 / sizeof(T);       \
+    if (n == 1 && ars == 1) {                                                   \
+        /* c[i] = sum_p a[i + p acs] b[p ldb]: vectors down the rows. */        \
+        for (; i + 2 * L <= m; i += 2 * L) {                                    \
+            V x0 = {0}, x1 = {0}, u0, u1;                                       \
             for (p = 0; p < k; p++) {                                           \
-                const T *bp = b + p * ldb + j0;                                 \
-                const T a0 = a[i * ars + p * acs];                              \
-                const T a1 = a[(i + 1) * ars + p * acs];                        \
-                const T a2 = a[(i + 2) * ars + p * acs];                        \
-                const T a3 = a[(i + 3) * ars + p * acs];                        \
-                memcpy(&u, bp, sizeof(V));                                      \
-                memcpy(&w, bp + L, sizeof(V));                                  \
-                x0 = x0 + a0 * u; y0 = y0 + a0 * w;                             \
-                x1 = x1 + a1 * u; y1 = y1 + a1 * w;                             \
-                x2 = x2 + a2 * u; y2 = y2 + a2 * w;                             \
-                x3 = x3 + a3 * u; y3 = y3 + a3 * w;                             \
+                const T bp = b[p * ldb];                                        \
+                memcpy(&u0, a + i + p * acs, sizeof(V));                        \
+                memcpy(&u1, a + i + L + p * acs, sizeof(V));                    \
+                x0 = x0 + u0 * bp;                                              \
+                x1 = x1 + u1 * bp;                                              \
             }                                                                   \
-            memcpy(c + i * ldc + j0, &x0, sizeof(V));                           \
-            memcpy(c + i * ldc + j0 + L, &y0, sizeof(V));                       \
-            memcpy(c + (i + 1) * ldc + j0, &x1, sizeof(V));                     \
-            memcpy(c + (i + 1) * ldc + j0 + L, &y1, sizeof(V));                 \
-            memcpy(c + (i + 2) * ldc + j0, &x2, sizeof(V));                     \
-            memcpy(c + (i + 2) * ldc + j0 + L, &y2, sizeof(V));                 \
-            memcpy(c + (i + 3) * ldc + j0, &x3, sizeof(V));                     \
-            memcpy(c + (i + 3) * ldc + j0 + L, &y3, sizeof(V));                 \
+            if (ldc == 1) {                                                     \
+                memcpy(c + i, &x0, sizeof(V));                                  \
+                memcpy(c + i + L, &x1, sizeof(V));                              \
+            } else {                                                            \
+                Py_ssize_t t;                                                   \
+                for (t = 0; t < L; t++) {                                       \
+                    c[(i + t) * ldc] = x0[t];                                   \
+                    c[(i + L + t) * ldc] = x1[t];                               \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+        for (; i + L16 <= m; i += L16) {                                        \
+            V16 x0 = {0}, u0;                                                   \
+            Py_ssize_t t;                                                       \
+            for (p = 0; p < k; p++) {                                           \
+                memcpy(&u0, a + i + p * acs, sizeof(V16));                      \
+                x0 = x0 + u0 * b[p * ldb];                                      \
+            }                                                                   \
+            for (t = 0; t < L16; t++)                                           \
+                c[(i + t) * ldc] = x0[t];                                       \
+        }                                                                       \
+    }                                                                           \
+    for (; i + 4 <= m; i += 4) {                                                \
+        j0 = 0;                                                                 \
+        FASTBP_GEMM_R4(T, V, L, 2)                                              \
+        FASTBP_GEMM_R4(T, V, L, 1)                                              \
+        if (L16 < L) {                                                          \
+            FASTBP_GEMM_R4(T, V16, L16, 1)                                      \
         }                                                                       \
         FASTBP_GEMM_TAIL(T, i, 4, j0)                                           \
     }                                                                           \
     for (; i < m; i++) {                                                        \
-        for (j0 = 0; j0 + L <= n; j0 += L) {                                    \
-            V x0 = {0}, u;                                                      \
-            for (p = 0; p < k; p++) {                                           \
-                memcpy(&u, b + p * ldb + j0, sizeof(V));                        \
-                x0 = x0 + a[i * ars + p * acs] * u;                             \
-            }                                                                   \
-            memcpy(c + i * ldc + j0, &x0, sizeof(V));                           \
+        j0 = 0;                                                                 \
+        FASTBP_GEMM_R1(T, V, L)                                                 \
+        if (L16 < L) {                                                          \
+            FASTBP_GEMM_R1(T, V16, L16)                                         \
         }                                                                       \
         FASTBP_GEMM_TAIL(T, i, 1, j0)                                           \
     }
@@ -188,10 +326,18 @@ FASTBP_SGD(double, fastbp_sgd_d)
 FASTBP_SGD(float, fastbp_sgd_s)
 FASTBP_SUM_SQUARES(double, fastbp_sumsq_d)
 FASTBP_SUM_SQUARES(float, fastbp_sumsq_s)
+FASTBP_COLUMN_SUMS(double, fastbp_colsum_d)
+FASTBP_COLUMN_SUMS(float, fastbp_colsum_s)
+FASTBP_OUTER(double, fastbp_outer_d)
+FASTBP_OUTER(float, fastbp_outer_s)
 
 #undef FASTBP_ADAM
 #undef FASTBP_SGD
 #undef FASTBP_SUM_SQUARES
+#undef FASTBP_COLUMN_SUMS
+#undef FASTBP_OUTER
+#undef FASTBP_GEMM_R4
+#undef FASTBP_GEMM_R1
 #undef FASTBP_GEMM
 #undef FASTBP_GEMM_BLOCKS
 #undef FASTBP_GEMM_TAIL
