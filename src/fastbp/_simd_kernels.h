@@ -255,6 +255,21 @@
                 c[(i + t) * ldc] = x0[t];                                       \
         }                                                                       \
     }                                                                           \
+    if (n == 1) {                                                               \
+        /* A single column (the output unit's forward product): eight rows   \
+           at a time, as eight independent sums. */                             \
+        for (; i + 8 <= m; i += 8) {                                            \
+            T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                  \
+            Py_ssize_t q;                                                       \
+            for (p = 0; p < k; p++) {                                           \
+                const T bp = b[p * ldb];                                        \
+                for (q = 0; q < 8; q++)                                         \
+                    s[q] = s[q] + a[(i + q) * ars + p * acs] * bp;              \
+            }                                                                   \
+            for (q = 0; q < 8; q++)                                             \
+                c[(i + q) * ldc] = s[q];                                        \
+        }                                                                       \
+    }                                                                           \
     for (; i + 4 <= m; i += 4) {                                                \
         j0 = 0;                                                                 \
         FASTBP_GEMM_R4(T, V, L, 2)                                              \
