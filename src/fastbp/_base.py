@@ -302,12 +302,22 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------- fast set-up
 
     @classmethod
+    def _get_param_names(cls):
+        """scikit-learn's parameter names (the ``__init__`` signature), read once
+        per class and ``__init__``: ``get_params`` and ``clone`` ask for them on
+        every call, and reading a signature of this many parameters costs about
+        as much as a short fit's set-up, under the GIL (a threaded search pays
+        it once per candidate and fold)."""
+        init = cls.__init__
+        cached = cls.__dict__.get("_param_names_cache")
+        if cached is None or cached[0] is not init:
+            cached = (init, tuple(super()._get_param_names()))
+            cls._param_names_cache = cached
+        return list(cached[1])
+
+    @classmethod
     def _param_names_cached(cls):
-        names = cls.__dict__.get("_param_names_cache")
-        if names is None:
-            names = tuple(cls._get_param_names())
-            cls._param_names_cache = names
-        return names
+        return tuple(cls._get_param_names())
 
     def _validate_params(self):
         """scikit-learn's parameter validation, once per setting.
