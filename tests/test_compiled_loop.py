@@ -240,3 +240,34 @@ def test_sigint_in_the_compiled_loop_keeps_the_last_completed_epoch(monkeypatch)
     ref.random_state.shuffle(np.arange(len(X)))
     states.append(ref.random_state.get_state())
     assert any(np.array_equal(got[1], s[1]) and got[2] == s[2] for s in states)
+
+
+BEYOND = [
+    dict(dropout=0.3),
+    dict(dropout=[0.2, 0.4], activation=["gelu", "relu"]),
+    dict(gradient_clip=0.05),
+    dict(solver="adamw", weight_decay=0.05),
+    dict(solver="adam", activation="mish", leaky_relu_slope=0.1),
+    dict(solver="sgd", activation="leaky_relu", leaky_relu_slope=0.2, gradient_clip=0.5,
+         learning_rate_init=0.05),
+]
+
+
+@pytest.mark.parametrize("options", BEYOND, ids=lambda s: "-".join(map(str, s.values()))[:30])
+def test_compiled_loop_runs_the_options_beyond_scikit_learn(monkeypatch, estimator_case,
+                                                          options):
+    # Dropout (its masks are keyed by the epoch), gradient clipping (it
+    # rescales a batch's step), AdamW's decay and the other activations all run
+    # inside the compiled loop: each must train what the Python loop trains.
+    X = estimator_case.X
+    w = np.linspace(0.5, 2.0, len(X))
+
+    def run():
+        est = estimator_case(hidden_layer_sizes=(8, 5), max_iter=6, batch_size=16,
+                             tol=0, random_state=4, **options)
+        est.fit(X, estimator_case.y, sample_weight=w)
+        estimator_case.partial_fit(est, X, estimator_case.y)
+        return est
+
+    c, p = _both_loops(monkeypatch, run)
+    _assert_same_model(c, p)
