@@ -218,6 +218,42 @@
         memcpy(c + i * ldc + j0, &x0, sizeof(VT));                              \
     }
 
+/* Dot products of rows i..i+3 of a (contiguous) with the column b
+   (contiguous): each is split into FASTBP_DOT_LANES(T) partial sums, lane t
+   taking the terms p = t mod lanes in order, which one 64-byte vector holds
+   at every target (GCC splits it into the target's registers; the arithmetic
+   stays lane by lane). The lanes are then added pairwise in a fixed tree,
+   and the terms past the last full vector one by one after it. */
+#define FASTBP_DOT_LANES(T) ((Py_ssize_t) (64 / sizeof(T)))
+#define FASTBP_DOT4(T, i0)                                                      \
+    {                                                                           \
+        typedef T V64 __attribute__((vector_size(64)));                         \
+        const Py_ssize_t P = FASTBP_DOT_LANES(T), kend = k - k % P;             \
+        V64 acc[4], u, w;                                                       \
+        T lanes[64 / sizeof(T)];                                                \
+        Py_ssize_t q, h, t;                                                     \
+        for (q = 0; q < 4; q++)                                                 \
+            acc[q] = (V64) {0};                                                 \
+        for (p = 0; p < kend; p += P) {                                         \
+            memcpy(&w, b + p, sizeof(V64));                                     \
+            for (q = 0; q < 4; q++) {                                           \
+                memcpy(&u, a + ((i0) + q) * ars + p, sizeof(V64));              \
+                acc[q] = acc[q] + u * w;                                        \
+            }                                                                   \
+        }                                                                       \
+        for (q = 0; q < 4; q++) {                                               \
+            T sum;                                                              \
+            memcpy(lanes, &acc[q], sizeof(V64));                                \
+            for (h = P / 2; h >= 1; h /= 2)                                     \
+                for (t = 0; t < h; t++)                                         \
+                    lanes[t] = lanes[2 * t] + lanes[2 * t + 1];                 \
+            sum = lanes[0];                                                     \
+            for (p = kend; p < k; p++)                                          \
+                sum = sum + a[((i0) + q) * ars + p] * b[p];                     \
+            c[((i0) + q) * ldc] = sum;                                          \
+        }                                                                       \
+    }
+
 #define FASTBP_GEMM_BLOCKS(T)                                                   \
     typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                   \
     typedef T V16 __attribute__((vector_size(16)));                             \
@@ -253,6 +289,13 @@
             }                                                                   \
             for (t = 0; t < L16; t++)                                           \
                 c[(i + t) * ldc] = x0[t];                                       \
+        }                                                                       \
+    }                                                                           \
+    if (n == 1 && acs == 1 && ldb == 1 && k >= FASTBP_DOT_LANES(T)) {           \
+        /* A single column over contiguous rows (the output unit's forward    \
+           product): dot products, FASTBP_DOT_LANES(T) partial sums each.   */  \
+        for (; i + 4 <= m; i += 4) {                                            \
+            FASTBP_DOT4(T, i)                                                   \
         }                                                                       \
     }                                                                           \
     if (n == 1) {                                                               \
@@ -353,6 +396,8 @@ FASTBP_OUTER(float, fastbp_outer_s)
 #undef FASTBP_OUTER
 #undef FASTBP_GEMM_R4
 #undef FASTBP_GEMM_R1
+#undef FASTBP_DOT4
+#undef FASTBP_DOT_LANES
 #undef FASTBP_GEMM
 #undef FASTBP_GEMM_BLOCKS
 #undef FASTBP_GEMM_TAIL
