@@ -87,6 +87,11 @@ class BuildExt(build_ext):
             # vectorize; results are unchanged (unlike -ffast-math). No
             # -march=native: wheels must run on any machine of the platform.
             opt = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+            # Floating-point operations raise no trap that anything observes:
+            # this lets GCC compute both sides of a select (if-conversion), so
+            # the element-wise loops of _simd_kernels.h vectorize. Values are
+            # unchanged (it is not -ffast-math: IEEE rounding, NaN and inf hold).
+            opt.append("-fno-trapping-math")
             # No fused multiply-add anywhere: the per-instruction-set copies of
             # the loops (_simd.h) must give bitwise the results of the baseline.
             opt.append("-ffp-contract=off")

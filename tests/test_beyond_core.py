@@ -179,6 +179,39 @@ def test_dropout_mask_rate_and_independence():
         assert abs((a == other).mean() - 0.58) < 5 * np.sqrt(0.58 * 0.42 / a.size)
     np.testing.assert_array_equal(a, _core.dropout_mask(7, rows, 1, 50, 0.3))
     assert _core.dropout_mask(7, rows[:10], 1, 5, 0.0).all()
+    # Neighbouring units, neighbouring rows, and units further apart within a
+    # row (the counter's steps) agree as independent draws do.
+    agree = 0.58
+    for x, y in ((a[:, :-1], a[:, 1:]), (a[:-1], a[1:]), (a[:, :-7], a[:, 7:]),
+                 (a[0::2], a[1::2])):
+        n = x.size
+        assert abs((x == y).mean() - agree) < 5 * np.sqrt(agree * 0.42 / n)
+    # Each unit's keep rate over the rows, and each row's over a wide layer.
+    wide = _core.dropout_mask(7, rows[:200], 1, 4000, 0.3)
+    for rates, n in ((a.mean(axis=0), a.shape[0]), (wide.mean(axis=1), wide.shape[1])):
+        assert np.all(np.abs(rates - 0.7) < 5 * np.sqrt(0.21 / n))
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.9])
+def test_dropout_mask_pairs_are_independent(p):
+    """The four (kept, kept) combinations of two units, or of one unit in two
+    rows, or of one unit in two epochs (seeds), fall as independent draws do."""
+    rows = np.arange(3000, dtype=np.intp)
+    a = _core.dropout_mask(11, rows, 3, 64, p)
+    e = _core.dropout_mask(12, rows, 3, 64, p)
+    q = 1 - p
+    for x, y in ((a[:, 0::2], a[:, 1::2]), (a[:-1], a[1:]), (a, e)):
+        for u, v in ((True, True), (True, False), (False, True), (False, False)):
+            expect = (q if u else p) * (q if v else p)
+            got = ((x == u) & (y == v)).mean()
+            assert abs(got - expect) < 5 * np.sqrt(expect * (1 - expect) / x.size)
+
+
+def test_dropout_mask_refuses_bad_rates():
+    rows = np.arange(3, dtype=np.intp)
+    for p in (-0.1, 1.0, 1.5, np.nan):
+        with pytest.raises(ValueError, match="p must be in"):
+            _core.dropout_mask(1, rows, 1, 4, p)
 
 
 def one_step(dtype, solver, n_threads=1, **options):

@@ -1,7 +1,7 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Runtime instruction-set dispatch (_simd.h): the optimizer loops and the
-small matrix products.
+"""Runtime instruction-set dispatch (_simd.h): the optimizer loops, the
+small matrix products, and the activation and dropout loops.
 
 Every copy must give bitwise the weights of the baseline copy: each test
 trains the same model under every instruction set this machine runs, with
@@ -73,6 +73,45 @@ def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_i
             np.testing.assert_array_equal(p, q, err_msg=isa)
         for m, n in zip(est._optimizer_state["moments"], base._optimizer_state["moments"]):
             np.testing.assert_array_equal(m, n, err_msg=isa)
+
+
+def _fits_under_every_isa(case, dtype, **params):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return {isa: _train(case, isa, dtype, **params) for isa in SUPPORTED}
+
+
+def _assert_same_weights(models, dtype):
+    base = models["default"]
+    for isa, est in models.items():
+        assert est.loss_curve_ == base.loss_curve_, isa
+        for p, q in zip(est.coefs_ + est.intercepts_, base.coefs_ + base.intercepts_):
+            assert p.dtype == dtype
+            np.testing.assert_array_equal(p, q, err_msg=isa)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [
+    dict(activation="gelu"), dict(activation="silu"), dict(activation="mish"),
+    dict(activation="elu"), dict(activation="selu"), dict(activation="softplus"),
+    dict(activation="leaky_relu"),
+    dict(dropout=0.3), dict(activation="gelu", dropout=(0.2, 0.5)),
+], ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
+def test_every_instruction_set_trains_the_same_elementwise_nets(
+        estimator_case, restore_isa, dtype, options):
+    """The activation and dropout loops of _simd.h (fastbp's own exp, expm1,
+    log1p; the dropout hash) give bitwise the same weights on every set, at
+    widths that fill whole vectors and leave remainders."""
+    if len(SUPPORTED) < 2:
+        pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
+    models = _fits_under_every_isa(estimator_case, dtype, **options)
+    _assert_same_weights(models, dtype)
+    wide = _fits_under_every_isa(estimator_case, dtype, hidden=(37, 16), **options)
+    _assert_same_weights(wide, dtype)
 
 
 def test_set_isa_refuses_what_it_cannot_run(restore_isa):

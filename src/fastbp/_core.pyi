@@ -165,6 +165,7 @@ def predict(
 def dropout_mask(
     seed: int, rows: NDArray[np.intp], layer: int, n_units: int, p: float
 ) -> NDArray[np.bool_]: ...
+def elementwise_math(function: str, x: ArrayLike) -> _FloatArray: ...
 def rprop_update(
     param: _FloatArray,
     grad: _FloatArray,

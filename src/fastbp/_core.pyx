@@ -21,9 +21,16 @@ Design
   ``elu' = a + 1`` for a < 0, ``softplus' = 1 - exp(-a)``). gelu, silu, mish and
   sin are not invertible functions of their output, so only layers with one of
   those keep their pre-activations (``Net.pre``), and only while training.
-- Dropout masks are not stored: a counter-based hash (SplitMix64's mixer) of
-  (seed, row of X, layer, pair of units) draws them, 32 bits per unit, so the backward pass draws the same mask again, and the
-  mask of a row does not depend on the batch or thread that holds it.
+- Dropout masks are not stored: a counter-based hash draws them (SplitMix64's
+  mixer of (seed, row of X, layer) gives a row's 64-bit key, then a 32-bit hash
+  of (key, unit) each unit's bits, in _simd.h's vectorized loops), so the
+  backward pass draws the same mask again, and the mask of a row does not
+  depend on the batch, thread or instruction set that computes it.
+- The element-wise loops of leaky_relu, elu, selu, softplus, gelu, silu and
+  mish, forward and backward, run in _simd.h, one copy per instruction set,
+  with fastbp's own vectorizable exp, expm1 and log1p (a few ulp from libm's,
+  bitwise the same on every instruction set). identity, logistic, tanh, relu,
+  exp, softmax and sin keep their loops here on libm, as scikit-learn's.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
 - Sample weights scale each row's delta; a batch's gradients are divided by
@@ -51,10 +58,9 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport (INFINITY, cos, cosf, exp, expf, expm1, expm1f, fabs, log, log1p,
-                        log1pf,
-                        pow, sin, sinf, sqrt, sqrtf, tanh, tanhf)
-from libc.stdint cimport uint64_t
+from libc.math cimport (INFINITY, cos, cosf, exp, expf, fabs, log, pow, sin, sinf, sqrt,
+                        sqrtf, tanh, tanhf)
+from libc.stdint cimport uint32_t, uint64_t
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
 from cpython.exc cimport PyErr_CheckSignals
@@ -233,7 +239,36 @@ cdef extern from "_simd.h":
                         double*) noexcept nogil
         void (*outer_s)(const float*, const float*, Py_ssize_t, Py_ssize_t,
                         float*) noexcept nogil
+        void (*act_d)(double*, const double*, Py_ssize_t, Py_ssize_t, int, double,
+                      double*) noexcept nogil
+        void (*act_s)(float*, const float*, Py_ssize_t, Py_ssize_t, int, double,
+                      float*) noexcept nogil
+        void (*act_grad_d)(double*, const double*, const double*, Py_ssize_t, int,
+                           double) noexcept nogil
+        void (*act_grad_s)(float*, const float*, const float*, Py_ssize_t, int,
+                           double) noexcept nogil
+        void (*drop_d)(double*, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                       double) noexcept nogil
+        void (*drop_s)(float*, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                       double) noexcept nogil
+        void (*drop_grad_d)(double*, double*, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                            double) noexcept nogil
+        void (*drop_grad_s)(float*, float*, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                            double) noexcept nogil
+        void (*math_d)(double*, Py_ssize_t, int) noexcept nogil
+        void (*math_s)(float*, Py_ssize_t, int) noexcept nogil
     fastbp_kernels fastbp_k
+    const int FASTBP_EW_LEAKY_RELU
+    const int FASTBP_EW_ELU
+    const int FASTBP_EW_SELU
+    const int FASTBP_EW_SOFTPLUS
+    const int FASTBP_EW_GELU
+    const int FASTBP_EW_SILU
+    const int FASTBP_EW_MISH
+    const int FASTBP_MATH_EXP
+    const int FASTBP_MATH_EXPM1
+    const int FASTBP_MATH_LOG1P
+    uint32_t fastbp_unit_bits(uint32_t lo, uint32_t hi, Py_ssize_t unit) noexcept nogil
     const int FASTBP_N_ISA
     int fastbp_isa_current
     const char* fastbp_isa_names[3]
@@ -353,20 +388,6 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanh(x)
 
 
-cdef inline floating _log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
-cdef inline floating _expm1(floating x) noexcept nogil:
-    if floating is float:
-        return expm1f(x)
-    else:
-        return expm1(x)
-
-
 cdef inline floating _sin(floating x) noexcept nogil:
     if floating is float:
         return sinf(x)
@@ -381,72 +402,24 @@ cdef inline floating _cos(floating x) noexcept nogil:
         return cos(x)
 
 
-# SELU's constants (Klambauer et al. 2017) and GELU's tanh-form constants.
-cdef double SELU_SCALE = 1.0507009873554804934193349852946
-cdef double SELU_ALPHA = 1.6732632423543772848170429916717
-cdef double GELU_C = 0.79788456080286535587989211986876  # sqrt(2 / pi)
-cdef double GELU_K = 0.044715
-
-
-cdef inline floating _softplus(floating v) noexcept nogil:
-    """log(1 + exp(v)) without overflow."""
-    return (v if v > 0 else 0) + _log1p(_exp(-fabs(v)))
-
-
-cdef inline floating _sigmoid(floating v) noexcept nogil:
-    return 1 / (1 + _exp(-v))
-
-
-cdef inline floating _tanh_softplus(floating v) noexcept nogil:
-    """tanh(log(1 + e^v)) = n / (n + 2), n = e^v (e^v + 2): one exp."""
-    cdef floating e, n
-    if v > 20:
-        return 1  # 1 - 2 / (n + 2) rounds to 1 in both precisions
-    e = _exp(v)
-    n = e * (e + 2)
-    return n / (n + 2)
-
-
-cdef inline floating _act_value(floating v, int activation, floating slope) noexcept nogil:
-    """act(v) for the activations without a vectorized loop of their own."""
-    cdef floating t
+cdef inline int _elementwise_kind(int activation) noexcept nogil:
+    """The loop of _simd.h's act/act_grad kernels that computes activation, or
+    -1 for the activations that keep their own loops here."""
     if activation == LEAKY_RELU:
-        return v if v > 0 else slope * v
+        return FASTBP_EW_LEAKY_RELU
     if activation == ELU:
-        return v if v > 0 else _expm1(v)
+        return FASTBP_EW_ELU
     if activation == SELU:
-        return <floating> SELU_SCALE * (v if v > 0 else <floating> SELU_ALPHA * _expm1(v))
+        return FASTBP_EW_SELU
     if activation == SOFTPLUS:
-        return _softplus(v)
+        return FASTBP_EW_SOFTPLUS
     if activation == GELU:
-        # 0.5 v (1 + tanh(u)) = v sigmoid(2u): one exp instead of a tanh.
-        return v * _sigmoid(<floating> (2 * GELU_C) * (v + <floating> GELU_K * v * v * v))
+        return FASTBP_EW_GELU
     if activation == SILU:
-        return v * _sigmoid(v)
+        return FASTBP_EW_SILU
     if activation == MISH:
-        return v * _tanh_softplus(v)
-    if activation == SIN:
-        return _sin(v)
-    return v
-
-
-cdef inline floating _act_slope(floating z, int activation) noexcept nogil:
-    """act'(z) for the activations that need their pre-activation z."""
-    cdef floating t, s, u
-    if activation == GELU:
-        # With s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z).
-        s = _sigmoid(<floating> (2 * GELU_C) * (z + <floating> GELU_K * z * z * z))
-        return s + z * s * (1 - s) * <floating> (2 * GELU_C) * (
-            1 + <floating> (3 * GELU_K) * z * z)
-    if activation == SILU:
-        s = _sigmoid(z)
-        return s * (1 + z * (1 - s))
-    if activation == MISH:
-        t = _tanh_softplus(z)
-        return t + z * (1 - t * t) * _sigmoid(z)
-    if activation == SIN:
-        return _cos(z)
-    return 1
+        return FASTBP_EW_MISH
+    return -1
 
 
 cdef inline bint needs_pre(int activation) noexcept nogil:
@@ -460,8 +433,16 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
     """z = act(z + intercept), in place; pre_out (if not NULL) receives z +
     intercept. z, pre_out: (n_rows, n_cols), intercept: (n_cols,)."""
     cdef Py_ssize_t i, j
-    cdef floating v, slope = <floating> act_param
+    cdef floating v
     cdef floating* row
+    cdef int kind = _elementwise_kind(activation)
+    if kind >= 0:
+        # One copy per instruction set, with fastbp's own exp (_simd.h).
+        if floating is float:
+            fastbp_k.act_s(z, intercept, n_rows, n_cols, kind, act_param, pre_out)
+        else:
+            fastbp_k.act_d(z, intercept, n_rows, n_cols, kind, act_param, pre_out)
+        return
     for i in range(n_rows):
         row = z + i * n_cols
         if activation == RELU:
@@ -487,27 +468,12 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         elif activation == IDENTITY:
             for j in range(n_cols):
                 row[j] = row[j] + intercept[j]
-        elif activation == GELU:
+        elif activation == SIN:
             for j in range(n_cols):
                 v = row[j] + intercept[j]
                 if pre_out != NULL:
                     pre_out[i * n_cols + j] = v
-                row[j] = v * _sigmoid(<floating> (2 * GELU_C) * (
-                    v + <floating> GELU_K * v * v * v))
-        elif activation == SILU:
-            for j in range(n_cols):
-                v = row[j] + intercept[j]
-                if pre_out != NULL:
-                    pre_out[i * n_cols + j] = v
-                row[j] = v * _sigmoid(v)
-        elif pre_out != NULL:
-            for j in range(n_cols):
-                v = row[j] + intercept[j]
-                pre_out[i * n_cols + j] = v
-                row[j] = _act_value(v, activation, slope)
-        else:
-            for j in range(n_cols):
-                row[j] = _act_value(row[j] + intercept[j], activation, slope)
+                row[j] = _sin(v)
 
 
 cdef inline void _softmax_row(floating* row, const floating* intercept,
@@ -554,8 +520,13 @@ cdef void _activation_derivative(floating* delta, const floating* a,
     """delta *= act'(z), with act' written through a = act(z), or through z =
     pre for the activations that need it (needs_pre). All of (size,)."""
     cdef Py_ssize_t i
-    cdef floating slope = <floating> act_param
-    cdef floating sa = <floating> (SELU_SCALE * SELU_ALPHA), sl = <floating> SELU_SCALE
+    cdef int kind = _elementwise_kind(activation)
+    if kind >= 0:
+        if floating is float:
+            fastbp_k.act_grad_s(delta, a, pre, size, kind, act_param)
+        else:
+            fastbp_k.act_grad_d(delta, a, pre, size, kind, act_param)
+        return
     if activation == RELU:
         for i in range(size):
             # A select rather than a branch, so the loop vectorizes; a is never
@@ -567,30 +538,9 @@ cdef void _activation_derivative(floating* delta, const floating* a,
     elif activation == LOGISTIC:
         for i in range(size):
             delta[i] = delta[i] * a[i] * (1 - a[i])
-    elif activation == LEAKY_RELU:
-        # slope >= 0, so a has z's sign.
+    elif activation == SIN:
         for i in range(size):
-            delta[i] = delta[i] if a[i] > 0 else delta[i] * slope
-    elif activation == ELU:
-        # a = exp(z) - 1 for z <= 0, so act' = exp(z) = a + 1.
-        for i in range(size):
-            delta[i] = delta[i] if a[i] > 0 else delta[i] * (a[i] + 1)
-    elif activation == SELU:
-        for i in range(size):
-            delta[i] = delta[i] * sl if a[i] > 0 else delta[i] * (a[i] + sa)
-    elif activation == SOFTPLUS:
-        # sigmoid(z) = 1 - exp(-softplus(z)), written with expm1 for small a.
-        for i in range(size):
-            delta[i] = -delta[i] * _expm1(-a[i])
-    elif activation == GELU:
-        for i in range(size):
-            delta[i] *= _act_slope(pre[i], GELU)
-    elif activation == SILU:
-        for i in range(size):
-            delta[i] *= _act_slope(pre[i], SILU)
-    elif needs_pre(activation):
-        for i in range(size):
-            delta[i] *= _act_slope(pre[i], activation)
+            delta[i] *= _cos(pre[i])
     elif activation == EXP:
         # An exp output under a loss other than Poisson's.
         for i in range(size):
@@ -611,45 +561,33 @@ cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
 
 
 cdef inline uint64_t _row_key(uint64_t seed, Py_ssize_t row, Py_ssize_t layer) noexcept nogil:
-    """The generator's state for one (row of X, layer) of one epoch."""
+    """The generator's 64-bit key for one (row of X, layer) of one epoch; each
+    unit's 32 bits are fastbp_unit_bits(key's low half, key's high half, unit)."""
     return _mix64(seed + <uint64_t> 0x9E3779B97F4A7C15ULL * (
         (<uint64_t> row << 8) + <uint64_t> layer + 1))
 
 
-cdef inline uint64_t _pair_bits(uint64_t row_key, Py_ssize_t unit) noexcept nogil:
-    """64 random bits for the pair of units (2k, 2k + 1) that unit belongs to:
-    each unit of the pair reads its own 32-bit half."""
-    return _mix64(row_key + <uint64_t> 0xD1B54A32D192ED03ULL * (
-        <uint64_t> (unit >> 1) + 1))
-
-
-cdef inline uint64_t _drop_threshold(double p) noexcept nogil:
-    """A unit is dropped when its 32 bits fall under p * 2**32 (p < 1)."""
-    return <uint64_t> (p * 4294967296.0)
-
-
-cdef inline bint _kept(uint64_t bits, Py_ssize_t unit, uint64_t threshold) noexcept nogil:
-    return ((bits >> (32 * (unit & 1))) & <uint64_t> 0xFFFFFFFFULL) >= threshold
+cdef inline uint32_t _drop_threshold(double p) noexcept nogil:
+    """A unit is dropped when its 32 bits fall under p * 2**32 (0 <= p < 1)."""
+    return <uint32_t> (p * 4294967296.0)
 
 
 cdef void _dropout(const Net* net, const Block* block, Py_ssize_t layer,
                    floating* a) noexcept nogil:
     """Inverted dropout on a = act[layer] (n_rows, units[layer]), in place:
-    a *= mask / (1 - p)."""
-    cdef Py_ssize_t i, j, n = net.units[layer]
+    a *= mask / (1 - p). Row by row, in _simd.h's loops."""
+    cdef Py_ssize_t i, n = net.units[layer]
     cdef double p = net.dropout[layer]
-    cdef floating scale = <floating> (1.0 / (1.0 - p))
-    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
-    cdef floating* row
+    cdef uint32_t threshold = _drop_threshold(p)
+    cdef uint64_t key
     for i in range(block.n_rows):
         key = _row_key(net.seed, _row(block, i), layer)
-        row = a + i * n
-        for j in range(n):
-            if (j & 1) == 0:
-                bits = _pair_bits(key, j)
-            # A select of constants, not a branch: keep/drop is a coin flip
-            # that a branch predictor would miss p of the time.
-            row[j] = row[j] * (scale if _kept(bits, j, threshold) else <floating> 0)
+        if floating is float:
+            fastbp_k.drop_s(a + i * n, n, <uint32_t> key, <uint32_t> (key >> 32),
+                            threshold, p)
+        else:
+            fastbp_k.drop_d(a + i * n, n, <uint32_t> key, <uint32_t> (key >> 32),
+                            threshold, p)
 
 
 cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer,
@@ -657,37 +595,73 @@ cdef void _dropout_backward(const Net* net, const Block* block, Py_ssize_t layer
     """delta *= mask / (1 - p), the same mask as the forward pass drew; and a
     (the dropped output, updated in place) back to act(z) = a * (1 - p), which
     the derivative is written through. Both (n_rows, units[layer])."""
-    cdef Py_ssize_t i, j, k, n = net.units[layer]
+    cdef Py_ssize_t i, n = net.units[layer]
     cdef double p = net.dropout[layer]
-    cdef floating scale = <floating> (1.0 / (1.0 - p)), keep_rate = <floating> (1.0 - p)
-    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
-    cdef bint kept
+    cdef uint32_t threshold = _drop_threshold(p)
+    cdef uint64_t key
     for i in range(block.n_rows):
         key = _row_key(net.seed, _row(block, i), layer)
-        for j in range(n):
-            if (j & 1) == 0:
-                bits = _pair_bits(key, j)
-            k = i * n + j
-            kept = _kept(bits, j, threshold)
-            delta[k] = delta[k] * (scale if kept else <floating> 0)
-            a[k] = a[k] * (keep_rate if kept else <floating> 1)
+        if floating is float:
+            fastbp_k.drop_grad_s(delta + i * n, a + i * n, n, <uint32_t> key,
+                                 <uint32_t> (key >> 32), threshold, p)
+        else:
+            fastbp_k.drop_grad_d(delta + i * n, a + i * n, n, <uint32_t> key,
+                                 <uint32_t> (key >> 32), threshold, p)
 
 
 def dropout_mask(uint64_t seed, const Py_ssize_t[::1] rows, Py_ssize_t layer,
                  Py_ssize_t n_units, double p):
     """The keep-mask (len(rows), n_units) that training draws for act[layer]
     of the given rows of X under an epoch's seed: for tests and inspection."""
+    if not 0 <= p < 1:
+        raise ValueError("p must be in [0, 1), got %r" % p)
+    if n_units < 0:
+        raise ValueError("n_units must be >= 0, got %d" % n_units)
     cdef Py_ssize_t i, j
-    cdef uint64_t key, bits = 0, threshold = _drop_threshold(p)
+    cdef uint64_t key
+    cdef uint32_t threshold = _drop_threshold(p)
     mask = np.empty((rows.shape[0], n_units), dtype=bool)
     cdef unsigned char[:, ::1] m = mask.view(np.uint8)
     for i in range(rows.shape[0]):
         key = _row_key(seed, rows[i], layer)
         for j in range(n_units):
-            if (j & 1) == 0:
-                bits = _pair_bits(key, j)
-            m[i, j] = _kept(bits, j, threshold)
+            m[i, j] = fastbp_unit_bits(<uint32_t> key, <uint32_t> (key >> 32), j) >= threshold
     return mask
+
+
+def elementwise_math(str function, x):
+    """fastbp's own exp, expm1 or log1p (for 0 <= x <= 1) of a 1-D float32 or
+    float64 array, as the activation loops compute them under the current
+    instruction set: a new array. For tests and inspection."""
+    cdef int which
+    if function == "exp":
+        which = FASTBP_MATH_EXP
+    elif function == "expm1":
+        which = FASTBP_MATH_EXPM1
+    elif function == "log1p":
+        which = FASTBP_MATH_LOG1P
+    else:
+        raise ValueError("function must be 'exp', 'expm1' or 'log1p', got %r"
+                         % (function,))
+    out = np.array(x, copy=True, order="C")
+    if out.ndim != 1 or out.dtype not in (np.float32, np.float64):
+        raise ValueError("x must be a 1-D float32 or float64 array, got %s %r"
+                         % (out.dtype, out.shape))
+    if which == FASTBP_MATH_LOG1P and ((out < 0) | (out > 1)).any():
+        raise ValueError("log1p is defined here for 0 <= x <= 1 (and NaN) only")
+    cdef float[::1] xs
+    cdef double[::1] xd
+    if out.dtype == np.float32:
+        xs = out
+        if xs.shape[0]:
+            with nogil:
+                fastbp_k.math_s(&xs[0], xs.shape[0], which)
+    else:
+        xd = out
+        if xd.shape[0]:
+            with nogil:
+                fastbp_k.math_d(&xd[0], xd.shape[0], which)
+    return out
 
 
 # --------------------------------------------------------------------------

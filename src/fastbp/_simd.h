@@ -2,7 +2,9 @@
  * SPDX-License-Identifier: BSD-3-Clause
  *
  * Runtime instruction-set dispatch for the optimizer and reduction loops, the
- * backward pass's element-wise loops and the small matrix products.
+ * backward pass's element-wise loops, the small matrix products, and the
+ * element-wise loops of the activations (with fastbp's own exp, expm1 and
+ * log1p) and of dropout.
  *
  * _simd_kernels.h is compiled once per target: the baseline of the platform
  * ("default", SSE2 on x86-64), and on x86-64 with GCC or Clang also AVX2 and
@@ -18,6 +20,7 @@
 #define FASTBP_SIMD_H
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(_MSC_VER) && !defined(restrict)
@@ -57,6 +60,53 @@ static inline int fastbp_exact_recip(double scale, int single, double *r)
     if (single)
         return *r >= 0x1p-126 && *r <= 0x1p126;
     return *r >= 0x1p-1022;
+}
+
+/* The element-wise kinds of _simd_kernels.h's activation loops (their own
+   numbering: _core maps its Activation codes onto them). */
+#define FASTBP_EW_LEAKY_RELU 0
+#define FASTBP_EW_ELU 1
+#define FASTBP_EW_SELU 2
+#define FASTBP_EW_SOFTPLUS 3
+#define FASTBP_EW_GELU 4
+#define FASTBP_EW_SILU 5
+#define FASTBP_EW_MISH 6
+
+/* The functions of the element-wise math test loop (fastbp_math_*). */
+#define FASTBP_MATH_EXP 0
+#define FASTBP_MATH_EXPM1 1
+#define FASTBP_MATH_LOG1P 2
+
+/* SELU's constants (Klambauer et al. 2017) and GELU's tanh-form constants. */
+#define FASTBP_SELU_SCALE 1.0507009873554804934193349852946
+#define FASTBP_SELU_ALPHA 1.6732632423543772848170429916717
+#define FASTBP_GELU_C 0.79788456080286535587989211986876 /* sqrt(2 / pi) */
+#define FASTBP_GELU_K 0.044715
+
+/* Dropout's generator: 32 bits for unit j of a row whose 64-bit key (drawn
+   once per row of X, layer and epoch) is (hi, lo). A Weyl sequence over the
+   units, through MurmurHash3's 32-bit finalizer, then the key's other half
+   and the finalizer again, so that no two rows share a shifted sequence.
+   32-bit multiplies only: every target vectorizes it, and all give the same
+   bits. A macro, so each target's loop inlines it. */
+#define FASTBP_FMIX32(h)                                                        \
+    ((h) ^= (h) >> 16, (h) *= 0x85EBCA6Bu, (h) ^= (h) >> 13,                    \
+     (h) *= 0xC2B2AE35u, (h) ^= (h) >> 16)
+#define FASTBP_UNIT_BITS(out, lo, hi, j)                                        \
+    do {                                                                        \
+        uint32_t h_ = (lo) + 0x9E3779B9u * ((uint32_t) (j) + 1u);               \
+        FASTBP_FMIX32(h_);                                                      \
+        h_ ^= (hi);                                                             \
+        FASTBP_FMIX32(h_);                                                      \
+        (out) = h_;                                                             \
+    } while (0)
+
+/* FASTBP_UNIT_BITS as a function, for _core's dropout_mask. */
+static inline uint32_t fastbp_unit_bits(uint32_t lo, uint32_t hi, Py_ssize_t unit)
+{
+    uint32_t bits;
+    FASTBP_UNIT_BITS(bits, lo, hi, unit);
+    return bits;
 }
 
 /* FASTBP_VBYTES: the vector width of a target, for the small products. */
@@ -115,13 +165,31 @@ typedef struct fastbp_kernels {
     void (*colsum_s)(float *, const float *, Py_ssize_t, Py_ssize_t, int);
     void (*outer_d)(const double *, const double *, Py_ssize_t, Py_ssize_t, double *);
     void (*outer_s)(const float *, const float *, Py_ssize_t, Py_ssize_t, float *);
+    void (*act_d)(double *, const double *, Py_ssize_t, Py_ssize_t, int, double,
+                  double *);
+    void (*act_s)(float *, const float *, Py_ssize_t, Py_ssize_t, int, double, float *);
+    void (*act_grad_d)(double *, const double *, const double *, Py_ssize_t, int,
+                       double);
+    void (*act_grad_s)(float *, const float *, const float *, Py_ssize_t, int, double);
+    void (*drop_d)(double *, Py_ssize_t, uint32_t, uint32_t, uint32_t, double);
+    void (*drop_s)(float *, Py_ssize_t, uint32_t, uint32_t, uint32_t, double);
+    void (*drop_grad_d)(double *, double *, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                        double);
+    void (*drop_grad_s)(float *, float *, Py_ssize_t, uint32_t, uint32_t, uint32_t,
+                        double);
+    void (*math_d)(double *, Py_ssize_t, int);
+    void (*math_s)(float *, Py_ssize_t, int);
 } fastbp_kernels;
 
 #define FASTBP_TABLE(sfx)                                                       \
     {fastbp_adam_d_##sfx, fastbp_adam_s_##sfx, fastbp_sgd_d_##sfx,              \
      fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx,            \
      fastbp_gemm_d_##sfx, fastbp_gemm_s_##sfx, fastbp_colsum_d_##sfx,           \
-     fastbp_colsum_s_##sfx, fastbp_outer_d_##sfx, fastbp_outer_s_##sfx}
+     fastbp_colsum_s_##sfx, fastbp_outer_d_##sfx, fastbp_outer_s_##sfx,         \
+     fastbp_act_d_##sfx, fastbp_act_s_##sfx, fastbp_act_grad_d_##sfx,           \
+     fastbp_act_grad_s_##sfx,                                                   \
+     fastbp_drop_d_##sfx, fastbp_drop_s_##sfx, fastbp_drop_grad_d_##sfx,        \
+     fastbp_drop_grad_s_##sfx, fastbp_math_d_##sfx, fastbp_math_s_##sfx}
 
 static const fastbp_kernels fastbp_tables[FASTBP_N_ISA] = {
     FASTBP_TABLE(base),

@@ -1,7 +1,8 @@
 /* Authors: The fastbp developers
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * The optimizer and reduction loops, instantiated once per instruction set by
+ * The optimizer and reduction loops, the small matrix products and the
+ * element-wise loops (activations, dropout), instantiated once per instruction set by
  * _simd.h: it defines FASTBP_SUFFIX (the name suffix) and FASTBP_TARGET (a
  * function attribute, or nothing) and includes this file once per target.
  *
@@ -376,6 +377,418 @@
         FASTBP_GEMM_TAIL(T, i, m - i, 0)                                        \
     }
 
+/* ------------------------------------------------------------------------
+ * Element-wise math of fastbp's own: exp, expm1, and log1p on [0, 1], in
+ * plain C so that GCC vectorizes the loops that call them (libm's scalar
+ * calls do not), with bitwise the same results at every width.
+ *
+ * exp and expm1: x = k ln2 + r, |r| <= ln2/2 (k by adding 1.5 * 2**52, or
+ * 1.5 * 2**23 in float, which rounds to an integer; ln2 in two parts, the
+ * first with enough trailing zero bits that k times it is exact), expm1(r)
+ * by its Taylor polynomial (degree 13 in double, 8 in float: the truncation
+ * is under a tenth of an ulp), and 2**k built from its bits. The argument is
+ * first clamped to where the result saturates: beyond it exp overflows to
+ * inf or underflows to 0 and expm1 reaches -1 (a NaN passes the clamps and
+ * stays NaN). exp scales by 2**k in two halves, so results that are
+ * subnormal round once. expm1 = 2 (2**(k-1) p + (2**(k-1) - 1/2)), exact but
+ * for the one rounding of the sum, or p itself when k = 0.
+ *
+ * log1p(y) for 0 <= y <= 1 (softplus's log(1 + exp(-|v|))): u = 1 + y and
+ * the part of y that rounding lost, c = y - (u - 1); log u = e ln2 + log m,
+ * m = u or u/2 in [sqrt(1/2), sqrt(2)], log m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| < 0.172, by its series to s**21 (s**11 in float); log1p(y) =
+ * e ln2 + log m + c/u.
+ *
+ * Each function is a few ulp from the correctly rounded result
+ * (tests/test_elementwise.py sweeps them against NumPy).
+ * ------------------------------------------------------------------------ */
+#ifndef FASTBP_EW_CONSTANTS
+#define FASTBP_EW_CONSTANTS
+#define FASTBP_LOG2E 1.4426950408889634
+#define FASTBP_LN2 0.6931471805599453
+#define FASTBP_SQRT2 1.4142135623730951
+#define FASTBP_LN2_HI_D 0.6931471805598903   /* 42 significant bits */
+#define FASTBP_LN2_LO_D 5.497923018708371e-14
+#define FASTBP_MAGIC_D 6755399441055744.0    /* 1.5 * 2**52 */
+#define FASTBP_LN2_HI_S 0.693359375f         /* 355 / 512 */
+#define FASTBP_LN2_LO_S -2.12194440e-4f
+#define FASTBP_MAGIC_S 12582912.0f           /* 1.5 * 2**23 */
+#endif
+
+FASTBP_TARGET static inline uint64_t FASTBP_NAME(fastbp_bits_d)(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof(u));
+    return u;
+}
+
+FASTBP_TARGET static inline double FASTBP_NAME(fastbp_of_bits_d)(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+FASTBP_TARGET static inline uint32_t FASTBP_NAME(fastbp_bits_s)(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    return u;
+}
+
+FASTBP_TARGET static inline float FASTBP_NAME(fastbp_of_bits_s)(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+/* expm1(r) for |r| <= ln2/2 (a little more after rounding): Taylor to r**13. */
+FASTBP_TARGET static inline double FASTBP_NAME(fastbp_expm1_poly_d)(double r)
+{
+    double q = 1.0 / 6227020800.0;
+    q = 1.0 / 479001600.0 + r * q;
+    q = 1.0 / 39916800.0 + r * q;
+    q = 1.0 / 3628800.0 + r * q;
+    q = 1.0 / 362880.0 + r * q;
+    q = 1.0 / 40320.0 + r * q;
+    q = 1.0 / 5040.0 + r * q;
+    q = 1.0 / 720.0 + r * q;
+    q = 1.0 / 120.0 + r * q;
+    q = 1.0 / 24.0 + r * q;
+    q = 1.0 / 6.0 + r * q;
+    q = 0.5 + r * q;
+    return r + (r * r) * q;
+}
+
+/* expm1(r) for |r| <= ln2/2 in float: Taylor to r**8. */
+FASTBP_TARGET static inline float FASTBP_NAME(fastbp_expm1_poly_s)(float r)
+{
+    float q = 1.0f / 40320.0f;
+    q = 1.0f / 5040.0f + r * q;
+    q = 1.0f / 720.0f + r * q;
+    q = 1.0f / 120.0f + r * q;
+    q = 1.0f / 24.0f + r * q;
+    q = 1.0f / 6.0f + r * q;
+    q = 0.5f + r * q;
+    return r + (r * r) * q;
+}
+
+FASTBP_TARGET static inline double FASTBP_NAME(fastbp_exp_d)(double x)
+{
+    double t, kd, r, p;
+    uint64_t k, k1, k2;
+    x = x > 710.0 ? 710.0 : x;     /* exp(710) = inf */
+    x = x < -746.0 ? -746.0 : x;   /* exp(-746) = 0 */
+    t = x * FASTBP_LOG2E + FASTBP_MAGIC_D;
+    kd = t - FASTBP_MAGIC_D;
+    r = (x - kd * FASTBP_LN2_HI_D) - kd * FASTBP_LN2_LO_D;
+    p = FASTBP_NAME(fastbp_expm1_poly_d)(r);
+    /* k in two's complement, then its halves k1 = floor(k/2) and k2 = k - k1,
+       each a normal power of two for -1077 <= k <= 1025. */
+    k = FASTBP_NAME(fastbp_bits_d)(t) - FASTBP_NAME(fastbp_bits_d)(FASTBP_MAGIC_D);
+    k1 = ((k + 2048u) >> 1) - 1024u;
+    k2 = k - k1;
+    return ((1.0 + p) * FASTBP_NAME(fastbp_of_bits_d)((k1 + 1023u) << 52))
+           * FASTBP_NAME(fastbp_of_bits_d)((k2 + 1023u) << 52);
+}
+
+FASTBP_TARGET static inline float FASTBP_NAME(fastbp_exp_s)(float x)
+{
+    float t, kd, r, p;
+    uint32_t k, k1, k2;
+    x = x > 89.0f ? 89.0f : x;      /* expf(89) = inf */
+    x = x < -104.0f ? -104.0f : x;  /* expf(-104) = 0 */
+    t = x * (float) FASTBP_LOG2E + FASTBP_MAGIC_S;
+    kd = t - FASTBP_MAGIC_S;
+    r = (x - kd * FASTBP_LN2_HI_S) - kd * FASTBP_LN2_LO_S;
+    p = FASTBP_NAME(fastbp_expm1_poly_s)(r);
+    k = FASTBP_NAME(fastbp_bits_s)(t) - FASTBP_NAME(fastbp_bits_s)(FASTBP_MAGIC_S);
+    k1 = ((k + 256u) >> 1) - 128u;
+    k2 = k - k1;
+    return ((1.0f + p) * FASTBP_NAME(fastbp_of_bits_s)((k1 + 127u) << 23))
+           * FASTBP_NAME(fastbp_of_bits_s)((k2 + 127u) << 23);
+}
+
+FASTBP_TARGET static inline double FASTBP_NAME(fastbp_expm1_d)(double x)
+{
+    double t, kd, r, p, h;
+    uint64_t k;
+    x = x > 710.0 ? 710.0 : x;   /* expm1(710) = inf */
+    x = x < -40.0 ? -40.0 : x;   /* expm1(-40) rounds to -1 */
+    t = x * FASTBP_LOG2E + FASTBP_MAGIC_D;
+    kd = t - FASTBP_MAGIC_D;
+    r = (x - kd * FASTBP_LN2_HI_D) - kd * FASTBP_LN2_LO_D;
+    p = FASTBP_NAME(fastbp_expm1_poly_d)(r);
+    k = FASTBP_NAME(fastbp_bits_d)(t) - FASTBP_NAME(fastbp_bits_d)(FASTBP_MAGIC_D);
+    h = FASTBP_NAME(fastbp_of_bits_d)((k + 1022u) << 52);   /* 2**(k-1) */
+    return kd == 0.0 ? p : 2.0 * (h * p + (h - 0.5));
+}
+
+FASTBP_TARGET static inline float FASTBP_NAME(fastbp_expm1_s)(float x)
+{
+    float t, kd, r, p, h;
+    uint32_t k;
+    x = x > 89.0f ? 89.0f : x;
+    x = x < -20.0f ? -20.0f : x;
+    t = x * (float) FASTBP_LOG2E + FASTBP_MAGIC_S;
+    kd = t - FASTBP_MAGIC_S;
+    r = (x - kd * FASTBP_LN2_HI_S) - kd * FASTBP_LN2_LO_S;
+    p = FASTBP_NAME(fastbp_expm1_poly_s)(r);
+    k = FASTBP_NAME(fastbp_bits_s)(t) - FASTBP_NAME(fastbp_bits_s)(FASTBP_MAGIC_S);
+    h = FASTBP_NAME(fastbp_of_bits_s)((k + 126u) << 23);
+    return kd == 0.0f ? p : 2.0f * (h * p + (h - 0.5f));
+}
+
+/* log1p(y) for 0 <= y <= 1 (and NaN). */
+FASTBP_TARGET static inline double FASTBP_NAME(fastbp_log1p01_d)(double y)
+{
+    double u = 1.0 + y, c, m, e, s, z, q, s2;
+    int big;
+    c = (y - (u - 1.0)) / u;
+    big = u > FASTBP_SQRT2;
+    m = big ? 0.5 * u : u;
+    e = big ? FASTBP_LN2 : 0.0;
+    s = (m - 1.0) / (m + 1.0);
+    z = s * s;
+    q = 1.0 / 21.0;
+    q = 1.0 / 19.0 + z * q;
+    q = 1.0 / 17.0 + z * q;
+    q = 1.0 / 15.0 + z * q;
+    q = 1.0 / 13.0 + z * q;
+    q = 1.0 / 11.0 + z * q;
+    q = 1.0 / 9.0 + z * q;
+    q = 1.0 / 7.0 + z * q;
+    q = 1.0 / 5.0 + z * q;
+    q = 1.0 / 3.0 + z * q;
+    s2 = s + s;
+    return e + ((s2 + s2 * (z * q)) + c);
+}
+
+FASTBP_TARGET static inline float FASTBP_NAME(fastbp_log1p01_s)(float y)
+{
+    float u = 1.0f + y, c, m, e, s, z, q, s2;
+    int big;
+    c = (y - (u - 1.0f)) / u;
+    big = u > (float) FASTBP_SQRT2;
+    m = big ? 0.5f * u : u;
+    e = big ? (float) FASTBP_LN2 : 0.0f;
+    s = (m - 1.0f) / (m + 1.0f);
+    z = s * s;
+    q = 1.0f / 11.0f;
+    q = 1.0f / 9.0f + z * q;
+    q = 1.0f / 7.0f + z * q;
+    q = 1.0f / 5.0f + z * q;
+    q = 1.0f / 3.0f + z * q;
+    s2 = s + s;
+    return e + ((s2 + s2 * (z * q)) + c);
+}
+
+/* The element-wise test loop: x = f(x) in place (FASTBP_MATH_*). */
+#define FASTBP_MATH(T, X, name)                                                 \
+    FASTBP_TARGET static void FASTBP_NAME(name)(T *restrict x, Py_ssize_t size, \
+                                                int which)                      \
+    {                                                                           \
+        Py_ssize_t i;                                                           \
+        if (which == FASTBP_MATH_EXP)                                           \
+            for (i = 0; i < size; i++)                                          \
+                x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(x[i]);            \
+        else if (which == FASTBP_MATH_EXPM1)                                    \
+            for (i = 0; i < size; i++)                                          \
+                x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(x[i]);          \
+        else                                                                    \
+            for (i = 0; i < size; i++)                                          \
+                x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_log1p01, X))(x[i]);        \
+    }
+
+/* The activations: one loop per kind, over a row's units, each unit's
+   operations in the order of the scalar form (see _core.pyx). */
+#define FASTBP_ACT_LOOP(T, EXPR)                                                \
+    for (i = 0; i < n_rows; i++) {                                              \
+        T *restrict row = z + i * n_cols;                                       \
+        if (pre != NULL) {                                                      \
+            T *restrict pr = pre + i * n_cols;                                  \
+            for (j = 0; j < n_cols; j++) {                                      \
+                const T v = row[j] + b[j];                                      \
+                pr[j] = v;                                                      \
+                row[j] = (EXPR);                                                \
+            }                                                                   \
+        } else {                                                                \
+            for (j = 0; j < n_cols; j++) {                                      \
+                const T v = row[j] + b[j];                                      \
+                row[j] = (EXPR);                                                \
+            }                                                                   \
+        }                                                                       \
+    }
+
+/* tanh(softplus(v)) = n / (n + 2), n = e^v (e^v + 2); 1 above v = 20, where
+   that rounds to 1 in both precisions. */
+#define FASTBP_TANH_SOFTPLUS(T, X, name)                                        \
+    FASTBP_TARGET static inline T FASTBP_NAME(name)(T v)                        \
+    {                                                                           \
+        const T e = FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(v > 20 ? (T) 20 : v); \
+        const T n = e * (e + 2);                                                \
+        const T t = n / (n + 2);                                                \
+        return v > 20 ? (T) 1 : t;                                              \
+    }
+
+FASTBP_TANH_SOFTPLUS(double, d, fastbp_tanh_softplus_d)
+FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
+
+/* z = act(z + b) in place, and pre = z + b if pre is not NULL:
+   z, pre (n_rows, n_cols), b (n_cols,); param is leaky_relu's slope. */
+#define FASTBP_ACT(T, X, name)                                                  \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        T *z, const T *restrict b, Py_ssize_t n_rows, Py_ssize_t n_cols,        \
+        int kind, double param, T *pre)                                         \
+    {                                                                           \
+        Py_ssize_t i, j;                                                        \
+        const T slope = (T) param, one = 1;                                     \
+        const T c2 = (T) (2 * FASTBP_GELU_C), k = (T) FASTBP_GELU_K;            \
+        const T sc = (T) FASTBP_SELU_SCALE, al = (T) FASTBP_SELU_ALPHA;         \
+        switch (kind) {                                                         \
+        case FASTBP_EW_LEAKY_RELU:                                              \
+            FASTBP_ACT_LOOP(T, v > 0 ? v : slope * v)                           \
+            break;                                                              \
+        case FASTBP_EW_ELU:                                                     \
+            FASTBP_ACT_LOOP(T, v > 0 ? v                                        \
+                            : FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(v))      \
+            break;                                                              \
+        case FASTBP_EW_SELU:                                                    \
+            FASTBP_ACT_LOOP(T, sc * (v > 0 ? v                                  \
+                            : al * FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(v))) \
+            break;                                                              \
+        case FASTBP_EW_SOFTPLUS:                                                \
+            /* log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|)) */                \
+            FASTBP_ACT_LOOP(T, (v > 0 ? v : 0)                                  \
+                + FASTBP_NAME(FASTBP_CAT(fastbp_log1p01, X))(                   \
+                    FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(v > 0 ? -v : v)))    \
+            break;                                                              \
+        case FASTBP_EW_GELU:                                                    \
+            /* 0.5 v (1 + tanh(u)) = v sigmoid(2u) */                           \
+            FASTBP_ACT_LOOP(T, v * (one / (one                                  \
+                + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(                       \
+                    -(c2 * (v + k * v * v * v))))))                             \
+            break;                                                              \
+        case FASTBP_EW_SILU:                                                    \
+            FASTBP_ACT_LOOP(T, v * (one / (one                                  \
+                + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v))))                 \
+            break;                                                              \
+        case FASTBP_EW_MISH:                                                    \
+            FASTBP_ACT_LOOP(T, v * FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v)) \
+            break;                                                              \
+        }                                                                       \
+    }
+
+/* delta *= act'(z), written through a = act(z) (leaky_relu, elu, selu,
+   softplus) or through z = pre (gelu, silu, mish). All (size,). */
+#define FASTBP_ACT_GRAD(T, X, name)                                             \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        T *restrict delta, const T *restrict a, const T *restrict pre,          \
+        Py_ssize_t size, int kind, double param)                                \
+    {                                                                           \
+        Py_ssize_t i;                                                           \
+        const T slope = (T) param, one = 1;                                     \
+        const T c2 = (T) (2 * FASTBP_GELU_C), k = (T) FASTBP_GELU_K;            \
+        const T k3 = (T) (3 * FASTBP_GELU_K);                                   \
+        const T sl = (T) FASTBP_SELU_SCALE;                                     \
+        const T sa = (T) (FASTBP_SELU_SCALE * FASTBP_SELU_ALPHA);               \
+        switch (kind) {                                                         \
+        case FASTBP_EW_LEAKY_RELU: /* slope >= 0: a has z's sign */            \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = a[i] > 0 ? delta[i] : delta[i] * slope;              \
+            break;                                                              \
+        case FASTBP_EW_ELU: /* exp(z) = a + 1 for z <= 0 */                    \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = a[i] > 0 ? delta[i] : delta[i] * (a[i] + 1);         \
+            break;                                                              \
+        case FASTBP_EW_SELU:                                                    \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = a[i] > 0 ? delta[i] * sl : delta[i] * (a[i] + sa);   \
+            break;                                                              \
+        case FASTBP_EW_SOFTPLUS:                                                \
+            /* sigmoid(z) = 1 - exp(-softplus(z)) = -expm1(-a) */               \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = -delta[i]                                            \
+                    * FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(-a[i]);          \
+            break;                                                              \
+        case FASTBP_EW_GELU:                                                    \
+            /* with s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z) */    \
+            for (i = 0; i < size; i++) {                                        \
+                const T v = pre[i];                                             \
+                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))( \
+                    -(c2 * (v + k * v * v * v))));                              \
+                delta[i] = delta[i] * (s + v * s * (one - s) * c2               \
+                                       * (one + k3 * v * v));                   \
+            }                                                                   \
+            break;                                                              \
+        case FASTBP_EW_SILU:                                                    \
+            for (i = 0; i < size; i++) {                                        \
+                const T v = pre[i];                                             \
+                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)); \
+                delta[i] = delta[i] * (s * (one + v * (one - s)));              \
+            }                                                                   \
+            break;                                                              \
+        case FASTBP_EW_MISH:                                                    \
+            for (i = 0; i < size; i++) {                                        \
+                const T v = pre[i];                                             \
+                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)); \
+                const T t = FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v); \
+                delta[i] = delta[i] * (t + v * (one - t * t) * s);              \
+            }                                                                   \
+            break;                                                              \
+        }                                                                       \
+    }
+
+/* Inverted dropout on one row of n units, in place: x *= mask / (1 - p);
+   a unit is kept when its 32 bits (FASTBP_UNIT_BITS) are >= threshold =
+   floor(p 2**32). A select of constants, not a branch. */
+#define FASTBP_DROP(T, name)                                                    \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        T *restrict x, Py_ssize_t n, uint32_t lo, uint32_t hi,                  \
+        uint32_t threshold, double p)                                           \
+    {                                                                           \
+        const T scale = (T) (1.0 / (1.0 - p)), zero = 0;                        \
+        Py_ssize_t j;                                                           \
+        for (j = 0; j < n; j++) {                                               \
+            uint32_t bits;                                                      \
+            FASTBP_UNIT_BITS(bits, lo, hi, j);                                  \
+            x[j] = x[j] * (bits >= threshold ? scale : zero);                   \
+        }                                                                       \
+    }
+
+/* The backward pass of one row: delta *= mask / (1 - p) with the forward
+   pass's mask, and a (the dropped output) back to act(z) = a (1 - p) where
+   kept. */
+#define FASTBP_DROP_GRAD(T, name)                                               \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        T *restrict delta, T *restrict a, Py_ssize_t n, uint32_t lo,            \
+        uint32_t hi, uint32_t threshold, double p)                              \
+    {                                                                           \
+        const T scale = (T) (1.0 / (1.0 - p)), keep = (T) (1.0 - p);            \
+        const T zero = 0, one = 1;                                              \
+        Py_ssize_t j;                                                           \
+        for (j = 0; j < n; j++) {                                               \
+            uint32_t bits;                                                      \
+            int kept;                                                           \
+            FASTBP_UNIT_BITS(bits, lo, hi, j);                                  \
+            kept = bits >= threshold;                                           \
+            delta[j] = delta[j] * (kept ? scale : zero);                        \
+            a[j] = a[j] * (kept ? keep : one);                                  \
+        }                                                                       \
+    }
+
+FASTBP_MATH(double, d, fastbp_math_d)
+FASTBP_MATH(float, s, fastbp_math_s)
+FASTBP_ACT(double, d, fastbp_act_d)
+FASTBP_ACT(float, s, fastbp_act_s)
+FASTBP_ACT_GRAD(double, d, fastbp_act_grad_d)
+FASTBP_ACT_GRAD(float, s, fastbp_act_grad_s)
+FASTBP_DROP(double, fastbp_drop_d)
+FASTBP_DROP(float, fastbp_drop_s)
+FASTBP_DROP_GRAD(double, fastbp_drop_grad_d)
+FASTBP_DROP_GRAD(float, fastbp_drop_grad_s)
+
 FASTBP_GEMM(double, fastbp_gemm_d)
 FASTBP_GEMM(float, fastbp_gemm_s)
 FASTBP_ADAM(double, sqrt, fastbp_adam_d)
@@ -401,6 +814,13 @@ FASTBP_OUTER(float, fastbp_outer_s)
 #undef FASTBP_GEMM
 #undef FASTBP_GEMM_BLOCKS
 #undef FASTBP_GEMM_TAIL
+#undef FASTBP_MATH
+#undef FASTBP_ACT_LOOP
+#undef FASTBP_TANH_SOFTPLUS
+#undef FASTBP_ACT
+#undef FASTBP_ACT_GRAD
+#undef FASTBP_DROP
+#undef FASTBP_DROP_GRAD
 #undef FASTBP_NAME
 #undef FASTBP_CAT
 #undef FASTBP_CAT_
