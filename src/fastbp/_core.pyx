@@ -20,7 +20,8 @@ Design
 - Activation derivatives are taken from the layer *output* (``tanh' = 1 - a*a``,
   ``elu' = a + 1`` for a < 0, ``softplus' = 1 - exp(-a)``). gelu, silu, mish and
   sin are not invertible functions of their output, so only layers with one of
-  those keep their pre-activations (``Net.pre``), and only while training.
+  those keep their pre-activations (``Net.pre``), and only while training;
+  gelu and silu read their sigmoid back as a / z (no second exp).
 - Dropout masks are not stored: a counter-based hash draws them (SplitMix64's
   mixer of (seed, row of X, layer) gives a row's 64-bit key, then a 32-bit hash
   of (key, unit) each unit's bits, in _simd.h's vectorized loops), so the

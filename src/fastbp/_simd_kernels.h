@@ -681,7 +681,9 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
     }
 
 /* delta *= act'(z), written through a = act(z) (leaky_relu, elu, selu,
-   softplus) or through z = pre (gelu, silu, mish). All (size,). */
+   softplus), through z = pre and a (gelu, silu), or through z (mish). All
+   (size,); a must be act(z), as the forward pass left it (dropout's backward
+   pass restores it). */
 #define FASTBP_ACT_GRAD(T, X, name)                                             \
     FASTBP_TARGET static void FASTBP_NAME(name)(                                \
         T *restrict delta, const T *restrict a, const T *restrict pre,          \
@@ -690,7 +692,9 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
         Py_ssize_t i;                                                           \
         const T slope = (T) param, one = 1;                                     \
         const T c2 = (T) (2 * FASTBP_GELU_C), k = (T) FASTBP_GELU_K;            \
-        const T k3 = (T) (3 * FASTBP_GELU_K);                                   \
+        const T k3 = (T) (3 * FASTBP_GELU_K), half = (T) 0.5;                   \
+        /* sigmoid(z) and gelu's sigmoid(2u) round to 1/2 below it */          \
+        const T tiny = sizeof(T) == 4 ? (T) 1e-9 : (T) 1e-20;                   \
         const T sl = (T) FASTBP_SELU_SCALE;                                     \
         const T sa = (T) (FASTBP_SELU_SCALE * FASTBP_SELU_ALPHA);               \
         switch (kind) {                                                         \
@@ -713,19 +717,23 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
                     * FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(-a[i]);          \
             break;                                                              \
         case FASTBP_EW_GELU:                                                    \
-            /* with s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z) */    \
+            /* with s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z); s is    \
+               a / z, the forward pass's sigmoid to an ulp or two (no second    \
+               exp), and 1/2 where z is too small to divide by (there it is     \
+               1/2 to rounding). */                                            \
             for (i = 0; i < size; i++) {                                        \
                 const T v = pre[i];                                             \
-                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))( \
-                    -(c2 * (v + k * v * v * v))));                              \
+                const T q = a[i] / v;                                           \
+                const T s = (v < tiny && v > -tiny) ? half : q;                 \
                 delta[i] = delta[i] * (s + v * s * (one - s) * c2               \
                                        * (one + k3 * v * v));                   \
             }                                                                   \
             break;                                                              \
-        case FASTBP_EW_SILU:                                                    \
+        case FASTBP_EW_SILU: /* s = sigmoid(z) = a / z, as for gelu */          \
             for (i = 0; i < size; i++) {                                        \
                 const T v = pre[i];                                             \
-                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)); \
+                const T q = a[i] / v;                                           \
+                const T s = (v < tiny && v > -tiny) ? half : q;                 \
                 delta[i] = delta[i] * (s * (one + v * (one - s)));              \
             }                                                                   \
             break;                                                              \
