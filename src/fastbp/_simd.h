@@ -84,20 +84,20 @@ static inline int fastbp_exact_recip(double scale, int single, double *r)
 #define FASTBP_GELU_K 0.044715
 
 /* Dropout's generator: 32 bits for unit j of a row whose 64-bit key (drawn
-   once per row of X, layer and epoch) is (hi, lo). A Weyl sequence over the
-   units, through MurmurHash3's 32-bit finalizer, then the key's other half
-   and the finalizer again, so that no two rows share a shifted sequence.
-   32-bit multiplies only: every target vectorizes it, and all give the same
-   bits. A macro, so each target's loop inlines it. */
-#define FASTBP_FMIX32(h)                                                        \
-    ((h) ^= (h) >> 16, (h) *= 0x85EBCA6Bu, (h) ^= (h) >> 13,                    \
-     (h) *= 0xC2B2AE35u, (h) ^= (h) >> 16)
+   once per row of X, layer and epoch) is (hi, lo): a Weyl sequence over the
+   units whose step is the key's high half (made odd) and whose start is its
+   low half, through MurmurHash3's 32-bit finalizer. Two rows share a shifted
+   sequence only if their steps agree (2**-31 per pair of rows). 32-bit
+   multiplies only: every target vectorizes it, and all give the same bits.
+   A macro, so each target's loop inlines it. */
 #define FASTBP_UNIT_BITS(out, lo, hi, j)                                        \
     do {                                                                        \
-        uint32_t h_ = (lo) + 0x9E3779B9u * ((uint32_t) (j) + 1u);               \
-        FASTBP_FMIX32(h_);                                                      \
-        h_ ^= (hi);                                                             \
-        FASTBP_FMIX32(h_);                                                      \
+        uint32_t h_ = (lo) + ((hi) | 1u) * ((uint32_t) (j) + 1u);               \
+        h_ ^= h_ >> 16;                                                         \
+        h_ *= 0x85EBCA6Bu;                                                      \
+        h_ ^= h_ >> 13;                                                         \
+        h_ *= 0xC2B2AE35u;                                                      \
+        h_ ^= h_ >> 16;                                                         \
         (out) = h_;                                                             \
     } while (0)
 
