@@ -665,14 +665,14 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
                     FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(v > 0 ? -v : v)))    \
             break;                                                              \
         case FASTBP_EW_GELU:                                                    \
-            /* 0.5 v (1 + tanh(u)) = v sigmoid(2u) */                           \
-            FASTBP_ACT_LOOP(T, v * (one / (one                                  \
+            /* 0.5 v (1 + tanh(u)) = v sigmoid(2u) = v / (1 + exp(-2u)) */      \
+            FASTBP_ACT_LOOP(T, v / (one                                         \
                 + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(                       \
-                    -(c2 * (v + k * v * v * v))))))                             \
+                    -(c2 * (v + k * v * v * v)))))                              \
             break;                                                              \
         case FASTBP_EW_SILU:                                                    \
-            FASTBP_ACT_LOOP(T, v * (one / (one                                  \
-                + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v))))                 \
+            FASTBP_ACT_LOOP(T, v / (one                                         \
+                + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)))                  \
             break;                                                              \
         case FASTBP_EW_MISH:                                                    \
             FASTBP_ACT_LOOP(T, v * FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v)) \
@@ -738,10 +738,14 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
             }                                                                   \
             break;                                                              \
         case FASTBP_EW_MISH:                                                    \
+            /* t = tanh(softplus(z)), s = sigmoid(z) = e / (1 + e), from one    \
+               e = exp(min(z, 20)); above 20, t = 1 and s is not used. */       \
             for (i = 0; i < size; i++) {                                        \
                 const T v = pre[i];                                             \
-                const T s = one / (one + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)); \
-                const T t = FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v); \
+                const T e = FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(v > 20 ? (T) 20 : v); \
+                const T n = e * (e + 2);                                        \
+                const T q = n / (n + 2), s = e / (one + e);                     \
+                const T t = v > 20 ? one : q;                                   \
                 delta[i] = delta[i] * (t + v * (one - t * t) * s);              \
             }                                                                   \
             break;                                                              \
