@@ -691,7 +691,7 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
     {                                                                           \
         Py_ssize_t i;                                                           \
         const T slope = (T) param, one = 1;                                     \
-        const T c2 = (T) (2 * FASTBP_GELU_C), k = (T) FASTBP_GELU_K;            \
+        const T c2 = (T) (2 * FASTBP_GELU_C);                                   \
         const T k3 = (T) (3 * FASTBP_GELU_K), half = (T) 0.5;                   \
         /* sigmoid(z) and gelu's sigmoid(2u) round to 1/2 below it */          \
         const T tiny = sizeof(T) == 4 ? (T) 1e-9 : (T) 1e-20;                   \
