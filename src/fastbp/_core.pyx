@@ -30,8 +30,10 @@ Design
 - The element-wise loops of leaky_relu, elu, selu, softplus, gelu, silu and
   mish, forward and backward, run in _simd.h, one copy per instruction set,
   with fastbp's own vectorizable exp, expm1 and log1p (a few ulp from libm's,
-  bitwise the same on every instruction set). identity, logistic, tanh, relu,
-  exp, softmax and sin keep their loops here on libm, as scikit-learn's.
+  bitwise the same on every instruction set); so do relu and identity, and
+  the derivatives of tanh and logistic (arithmetic only, so bitwise what a
+  loop here gives). The forward loops of logistic, tanh, exp, softmax and sin
+  stay here on libm, as scikit-learn's.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
 - Sample weights scale each row's delta; a batch's gradients are divided by
@@ -266,6 +268,10 @@ cdef extern from "_simd.h":
     const int FASTBP_EW_GELU
     const int FASTBP_EW_SILU
     const int FASTBP_EW_MISH
+    const int FASTBP_EW_RELU
+    const int FASTBP_EW_IDENTITY
+    const int FASTBP_EW_TANH
+    const int FASTBP_EW_LOGISTIC
     const int FASTBP_MATH_EXP
     const int FASTBP_MATH_EXPM1
     const int FASTBP_MATH_LOG1P
@@ -420,6 +426,10 @@ cdef inline int _elementwise_kind(int activation) noexcept nogil:
         return FASTBP_EW_SILU
     if activation == MISH:
         return FASTBP_EW_MISH
+    if activation == RELU:
+        return FASTBP_EW_RELU
+    if activation == IDENTITY:
+        return FASTBP_EW_IDENTITY
     return -1
 
 
@@ -446,13 +456,7 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         return
     for i in range(n_rows):
         row = z + i * n_cols
-        if activation == RELU:
-            for j in range(n_cols):
-                v = row[j] + intercept[j]
-                # A select (so the loop vectorizes) that keeps NaN, as
-                # np.maximum(v, 0) does: NaN < 0 is false.
-                row[j] = 0 if v < 0 else v
-        elif activation == TANH:
+        if activation == TANH:
             for j in range(n_cols):
                 if floating is float:
                     row[j] = tanhf(row[j] + intercept[j])
@@ -466,9 +470,6 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
                 row[j] = _exp(row[j] + intercept[j])
         elif activation == SOFTMAX:
             _softmax_row(row, intercept, n_cols)
-        elif activation == IDENTITY:
-            for j in range(n_cols):
-                row[j] = row[j] + intercept[j]
         elif activation == SIN:
             for j in range(n_cols):
                 v = row[j] + intercept[j]
@@ -522,32 +523,25 @@ cdef void _activation_derivative(floating* delta, const floating* a,
     pre for the activations that need it (needs_pre). All of (size,)."""
     cdef Py_ssize_t i
     cdef int kind = _elementwise_kind(activation)
+    # tanh's and logistic's derivatives are arithmetic on a: _simd.h's too.
+    if activation == TANH:
+        kind = FASTBP_EW_TANH
+    elif activation == LOGISTIC:
+        kind = FASTBP_EW_LOGISTIC
     if kind >= 0:
         if floating is float:
             fastbp_k.act_grad_s(delta, a, pre, size, kind, act_param)
         else:
             fastbp_k.act_grad_d(delta, a, pre, size, kind, act_param)
         return
-    if activation == RELU:
-        for i in range(size):
-            # A select rather than a branch, so the loop vectorizes; a is never
-            # negative, and a NaN unit keeps its delta, as in scikit-learn.
-            delta[i] = 0 if a[i] == 0 else delta[i]
-    elif activation == TANH:
-        for i in range(size):
-            delta[i] *= 1 - a[i] * a[i]
-    elif activation == LOGISTIC:
-        for i in range(size):
-            delta[i] = delta[i] * a[i] * (1 - a[i])
-    elif activation == SIN:
+    if activation == SIN:
         for i in range(size):
             delta[i] *= _cos(pre[i])
     elif activation == EXP:
         # An exp output under a loss other than Poisson's.
         for i in range(size):
             delta[i] *= a[i]
-    # identity: act' = 1; SOFTMAX is an output activation only, paired with
-    # its loss
+    # SOFTMAX is an output activation only, paired with its loss
 
 
 # --------------------------------------------------------------------------

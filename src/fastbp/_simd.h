@@ -71,6 +71,11 @@ static inline int fastbp_exact_recip(double scale, int single, double *r)
 #define FASTBP_EW_GELU 4
 #define FASTBP_EW_SILU 5
 #define FASTBP_EW_MISH 6
+#define FASTBP_EW_RELU 7
+#define FASTBP_EW_IDENTITY 8
+/* Derivatives only (their forward loops stay on libm, in _core.pyx). */
+#define FASTBP_EW_TANH 9
+#define FASTBP_EW_LOGISTIC 10
 
 /* The functions of the element-wise math test loop (fastbp_math_*). */
 #define FASTBP_MATH_EXP 0

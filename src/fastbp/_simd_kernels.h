@@ -677,6 +677,13 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
         case FASTBP_EW_MISH:                                                    \
             FASTBP_ACT_LOOP(T, v * FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v)) \
             break;                                                              \
+        case FASTBP_EW_RELU:                                                    \
+            /* a select that keeps NaN, as np.maximum(v, 0): NaN < 0 is false */ \
+            FASTBP_ACT_LOOP(T, v < 0 ? (T) 0 : v)                               \
+            break;                                                              \
+        case FASTBP_EW_IDENTITY:                                                \
+            FASTBP_ACT_LOOP(T, v)                                               \
+            break;                                                              \
         }                                                                       \
     }
 
@@ -698,6 +705,22 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
         const T sl = (T) FASTBP_SELU_SCALE;                                     \
         const T sa = (T) (FASTBP_SELU_SCALE * FASTBP_SELU_ALPHA);               \
         switch (kind) {                                                         \
+        case FASTBP_EW_RELU:                                                    \
+            /* a is never negative; a NaN unit keeps its delta, as in          \
+               scikit-learn */                                                  \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = a[i] == 0 ? (T) 0 : delta[i];                        \
+            break;                                                              \
+        case FASTBP_EW_IDENTITY: /* act' = 1 */                                 \
+            break;                                                              \
+        case FASTBP_EW_TANH: /* tanh' = 1 - a**2 */                             \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = delta[i] * (one - a[i] * a[i]);                      \
+            break;                                                              \
+        case FASTBP_EW_LOGISTIC: /* logistic' = a (1 - a) */                    \
+            for (i = 0; i < size; i++)                                          \
+                delta[i] = delta[i] * a[i] * (one - a[i]);                      \
+            break;                                                              \
         case FASTBP_EW_LEAKY_RELU: /* slope >= 0: a has z's sign */            \
             for (i = 0; i < size; i++)                                          \
                 delta[i] = a[i] > 0 ? delta[i] : delta[i] * slope;              \
