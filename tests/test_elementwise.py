@@ -1,8 +1,8 @@
 # Authors: The fastbp developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""fastbp's own exp, expm1 and log1p (_simd_kernels.h), which the activation
-loops of leaky_relu, elu, selu, softplus, gelu, silu and mish run on every
-instruction set: against NumPy over dense sweeps and at the edges, and
+"""fastbp's own exp, expm1, log1p, tanh and logistic (_simd_kernels.h), which
+the activation loops of logistic, tanh, leaky_relu, elu, selu, softplus, gelu,
+silu and mish run on every instruction set: against NumPy over dense sweeps and at the edges, and
 bitwise the same on every instruction set."""
 
 import numpy as np
@@ -40,12 +40,18 @@ def _ulps(got, want, dtype):
     return np.abs(got.astype(np.float64) - want.astype(np.float64)) / spacing
 
 
+def _expit(x):
+    return 1 / (1 + np.exp(-x))
+
+
 # (function, NumPy's, the range where the result is finite and not 0)
 CASES = {
     np.float64: [("exp", np.exp, -708.0, 709.7), ("expm1", np.expm1, -40.0, 709.7),
-                 ("log1p", np.log1p, 0.0, 1.0)],
+                 ("log1p", np.log1p, 0.0, 1.0), ("tanh", np.tanh, -30.0, 30.0),
+                 ("logistic", _expit, -700.0, 40.0)],
     np.float32: [("exp", np.exp, -87.0, 88.7), ("expm1", np.expm1, -20.0, 88.7),
-                 ("log1p", np.log1p, 0.0, 1.0)],
+                 ("log1p", np.log1p, 0.0, 1.0), ("tanh", np.tanh, -15.0, 15.0),
+                 ("logistic", _expit, -85.0, 20.0)],
 }
 
 
@@ -62,8 +68,12 @@ def test_own_math_is_a_few_ulp_from_numpy(restore_isa, isa, dtype):
         ulps = _ulps(got, want, dtype)
         worst = int(np.argmax(ulps))
         assert ulps[worst] <= MAX_ULP, (name, x[worst], got[worst], want[worst])
-        # The own functions hold their shape: exp and expm1 rise, log1p too.
-        assert np.all(np.diff(got[np.argsort(x, kind="stable")]) >= 0), name
+        # The own functions hold their shape: each rises (tanh to an ulp, where
+        # e / (e + 2) rounds next to +-1).
+        ordered = got[np.argsort(x, kind="stable")]
+        slack = (np.spacing(np.maximum(np.abs(ordered[1:]), np.abs(ordered[:-1])))
+                 if name == "tanh" else 0)
+        assert np.all(np.diff(ordered) >= -slack), name
 
 
 @pytest.mark.parametrize("isa", SUPPORTED)
@@ -93,6 +103,14 @@ def test_own_math_edges(restore_isa, isa, dtype):
                   <= MAX_ULP * np.spacing(np.abs(want[finite])).astype(np.float64))
     log1p = _core.elementwise_math("log1p", np.array([0, 1, np.nan], dtype=dtype))
     np.testing.assert_array_equal(log1p, np.array([0, np.log(2), np.nan], dtype=dtype))
+    # tanh and logistic: NaN stays, the limits are exact, a zero keeps its sign.
+    tanh = _core.elementwise_math("tanh", x)
+    np.testing.assert_array_equal(tanh, np.array(
+        [np.nan, 1, -1, 1, -1, 1, -1, 0, -0.0], dtype=dtype))
+    assert np.signbit(tanh[-1]) and not np.signbit(tanh[-2])
+    logistic = _core.elementwise_math("logistic", x)
+    np.testing.assert_array_equal(logistic, np.array(
+        [np.nan, 1, 0, 1, 0, 1, 0, 0.5, 0.5], dtype=dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -104,8 +122,9 @@ def test_own_math_is_the_same_on_every_instruction_set(restore_isa, dtype):
     results = {}
     for isa in SUPPORTED:
         _core.set_isa(isa)
-        results[isa] = [_core.elementwise_math("exp", x), _core.elementwise_math("expm1", x),
-                        _core.elementwise_math("log1p", u)]
+        results[isa] = [_core.elementwise_math(f, x) for f in ("exp", "expm1", "tanh",
+                                                                 "logistic")]
+        results[isa].append(_core.elementwise_math("log1p", u))
     for isa, outs in results.items():
         for got, base in zip(outs, results["default"]):
             np.testing.assert_array_equal(got.view(np.uint8), base.view(np.uint8),

@@ -98,7 +98,7 @@ def _assert_same_weights(models, dtype):
 @pytest.mark.parametrize("options", [
     dict(activation="gelu"), dict(activation="silu"), dict(activation="mish"),
     dict(activation="elu"), dict(activation="selu"), dict(activation="softplus"),
-    dict(activation="leaky_relu"),
+    dict(activation="leaky_relu"), dict(activation="tanh"), dict(activation="logistic"),
     dict(dropout=0.3), dict(activation="gelu", dropout=(0.2, 0.5)),
 ], ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
 def test_every_instruction_set_trains_the_same_elementwise_nets(

@@ -30,10 +30,9 @@ Design
 - The element-wise loops of leaky_relu, elu, selu, softplus, gelu, silu and
   mish, forward and backward, run in _simd.h, one copy per instruction set,
   with fastbp's own vectorizable exp, expm1 and log1p (a few ulp from libm's,
-  bitwise the same on every instruction set); so do relu and identity, and
-  the derivatives of tanh and logistic (arithmetic only, so bitwise what a
-  loop here gives). The forward loops of logistic, tanh, exp, softmax and sin
-  stay here on libm, as scikit-learn's.
+  bitwise the same on every instruction set); so do relu, identity, tanh
+  (through expm1) and logistic (1 / (1 + exp(-z)), as scipy's expit). The
+  exp output, softmax and sin keep their loops here on libm.
 - Gradients are scaled as scikit-learn scales them:
   ``dW = (a_prev.T @ delta + alpha * W) / n_batch``, ``db = sum(delta) / n_batch``.
 - Sample weights scale each row's delta; a batch's gradients are divided by
@@ -61,8 +60,7 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport (INFINITY, cos, cosf, exp, expf, fabs, log, pow, sin, sinf, sqrt,
-                        sqrtf, tanh, tanhf)
+from libc.math cimport INFINITY, cos, cosf, exp, expf, fabs, log, pow, sin, sinf, sqrt, sqrtf
 from libc.stdint cimport uint32_t, uint64_t
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.stdlib cimport free, malloc
@@ -275,6 +273,8 @@ cdef extern from "_simd.h":
     const int FASTBP_MATH_EXP
     const int FASTBP_MATH_EXPM1
     const int FASTBP_MATH_LOG1P
+    const int FASTBP_MATH_TANH
+    const int FASTBP_MATH_LOGISTIC
     uint32_t fastbp_unit_bits(uint32_t lo, uint32_t hi, Py_ssize_t unit) noexcept nogil
     const int FASTBP_N_ISA
     int fastbp_isa_current
@@ -388,13 +388,6 @@ cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 # Activations, each beside its derivative
 # --------------------------------------------------------------------------
 
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
 cdef inline floating _sin(floating x) noexcept nogil:
     if floating is float:
         return sinf(x)
@@ -430,6 +423,10 @@ cdef inline int _elementwise_kind(int activation) noexcept nogil:
         return FASTBP_EW_RELU
     if activation == IDENTITY:
         return FASTBP_EW_IDENTITY
+    if activation == TANH:
+        return FASTBP_EW_TANH
+    if activation == LOGISTIC:
+        return FASTBP_EW_LOGISTIC
     return -1
 
 
@@ -456,16 +453,7 @@ cdef void _bias_activate(floating* z, const floating* intercept, Py_ssize_t n_ro
         return
     for i in range(n_rows):
         row = z + i * n_cols
-        if activation == TANH:
-            for j in range(n_cols):
-                if floating is float:
-                    row[j] = tanhf(row[j] + intercept[j])
-                else:
-                    row[j] = tanh(row[j] + intercept[j])
-        elif activation == LOGISTIC:
-            for j in range(n_cols):
-                row[j] = 1 / (1 + _exp(-(row[j] + intercept[j])))
-        elif activation == EXP:
+        if activation == EXP:
             for j in range(n_cols):
                 row[j] = _exp(row[j] + intercept[j])
         elif activation == SOFTMAX:
@@ -523,11 +511,6 @@ cdef void _activation_derivative(floating* delta, const floating* a,
     pre for the activations that need it (needs_pre). All of (size,)."""
     cdef Py_ssize_t i
     cdef int kind = _elementwise_kind(activation)
-    # tanh's and logistic's derivatives are arithmetic on a: _simd.h's too.
-    if activation == TANH:
-        kind = FASTBP_EW_TANH
-    elif activation == LOGISTIC:
-        kind = FASTBP_EW_LOGISTIC
     if kind >= 0:
         if floating is float:
             fastbp_k.act_grad_s(delta, a, pre, size, kind, act_param)
@@ -625,9 +608,9 @@ def dropout_mask(uint64_t seed, const Py_ssize_t[::1] rows, Py_ssize_t layer,
 
 
 def elementwise_math(str function, x):
-    """fastbp's own exp, expm1 or log1p (for 0 <= x <= 1) of a 1-D float32 or
-    float64 array, as the activation loops compute them under the current
-    instruction set: a new array. For tests and inspection."""
+    """fastbp's own exp, expm1, log1p (for 0 <= x <= 1), tanh or logistic of a
+    1-D float32 or float64 array, as the activation loops compute them under
+    the current instruction set: a new array. For tests and inspection."""
     cdef int which
     if function == "exp":
         which = FASTBP_MATH_EXP
@@ -635,9 +618,13 @@ def elementwise_math(str function, x):
         which = FASTBP_MATH_EXPM1
     elif function == "log1p":
         which = FASTBP_MATH_LOG1P
+    elif function == "tanh":
+        which = FASTBP_MATH_TANH
+    elif function == "logistic":
+        which = FASTBP_MATH_LOGISTIC
     else:
-        raise ValueError("function must be 'exp', 'expm1' or 'log1p', got %r"
-                         % (function,))
+        raise ValueError("function must be 'exp', 'expm1', 'log1p', 'tanh' or "
+                         "'logistic', got %r" % (function,))
     out = np.array(x, copy=True, order="C")
     if out.ndim != 1 or out.dtype not in (np.float32, np.float64):
         raise ValueError("x must be a 1-D float32 or float64 array, got %s %r"

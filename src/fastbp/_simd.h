@@ -73,7 +73,6 @@ static inline int fastbp_exact_recip(double scale, int single, double *r)
 #define FASTBP_EW_MISH 6
 #define FASTBP_EW_RELU 7
 #define FASTBP_EW_IDENTITY 8
-/* Derivatives only (their forward loops stay on libm, in _core.pyx). */
 #define FASTBP_EW_TANH 9
 #define FASTBP_EW_LOGISTIC 10
 
@@ -81,6 +80,8 @@ static inline int fastbp_exact_recip(double scale, int single, double *r)
 #define FASTBP_MATH_EXP 0
 #define FASTBP_MATH_EXPM1 1
 #define FASTBP_MATH_LOG1P 2
+#define FASTBP_MATH_TANH 3
+#define FASTBP_MATH_LOGISTIC 4
 
 /* SELU's constants (Klambauer et al. 2017) and GELU's tanh-form constants. */
 #define FASTBP_SELU_SCALE 1.0507009873554804934193349852946

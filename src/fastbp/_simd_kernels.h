@@ -596,6 +596,12 @@ FASTBP_TARGET static inline float FASTBP_NAME(fastbp_log1p01_s)(float y)
         else if (which == FASTBP_MATH_EXPM1)                                    \
             for (i = 0; i < size; i++)                                          \
                 x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(x[i]);          \
+        else if (which == FASTBP_MATH_TANH)                                     \
+            for (i = 0; i < size; i++)                                          \
+                x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_tanh, X))(x[i]);           \
+        else if (which == FASTBP_MATH_LOGISTIC)                                 \
+            for (i = 0; i < size; i++)                                          \
+                x[i] = (T) 1 / ((T) 1 + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-x[i])); \
         else                                                                    \
             for (i = 0; i < size; i++)                                          \
                 x[i] = FASTBP_NAME(FASTBP_CAT(fastbp_log1p01, X))(x[i]);        \
@@ -634,6 +640,22 @@ FASTBP_TARGET static inline float FASTBP_NAME(fastbp_log1p01_s)(float y)
 
 FASTBP_TANH_SOFTPLUS(double, d, fastbp_tanh_softplus_d)
 FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
+
+/* tanh(x) = e / (e + 2), e = expm1(2|x|), with x's sign; 2|x| is capped at 40,
+   where that rounds to 1 in both precisions (tanh(20) = 1 - 8e-18). A zero
+   keeps its sign and NaN stays NaN. A few ulp from libm's tanh. */
+#define FASTBP_TANH(T, X, name)                                                 \
+    FASTBP_TARGET static inline T FASTBP_NAME(name)(T x)                        \
+    {                                                                           \
+        const T ax2 = 2 * (x < 0 ? -x : x);                                     \
+        const T e = FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(                   \
+            ax2 > 40 ? (T) 40 : ax2);                                           \
+        const T t = e / (e + 2);                                                \
+        return x == 0 ? x : (x < 0 ? -t : t);                                   \
+    }
+
+FASTBP_TANH(double, d, fastbp_tanh_d)
+FASTBP_TANH(float, s, fastbp_tanh_s)
 
 /* z = act(z + b) in place, and pre = z + b if pre is not NULL:
    z, pre (n_rows, n_cols), b (n_cols,); param is leaky_relu's slope. */
@@ -676,6 +698,14 @@ FASTBP_TANH_SOFTPLUS(float, s, fastbp_tanh_softplus_s)
             break;                                                              \
         case FASTBP_EW_MISH:                                                    \
             FASTBP_ACT_LOOP(T, v * FASTBP_NAME(FASTBP_CAT(fastbp_tanh_softplus, X))(v)) \
+            break;                                                              \
+        case FASTBP_EW_TANH:                                                    \
+            FASTBP_ACT_LOOP(T, FASTBP_NAME(FASTBP_CAT(fastbp_tanh, X))(v))      \
+            break;                                                              \
+        case FASTBP_EW_LOGISTIC:                                                \
+            /* 1 / (1 + exp(-v)), as scipy.special.expit */                     \
+            FASTBP_ACT_LOOP(T, one / (one                                       \
+                + FASTBP_NAME(FASTBP_CAT(fastbp_exp, X))(-v)))                  \
             break;                                                              \
         case FASTBP_EW_RELU:                                                    \
             /* a select that keeps NaN, as np.maximum(v, 0): NaN < 0 is false */ \
