@@ -41,40 +41,6 @@ def _train(case, isa, dtype, hidden=(9, 5), **params):
     return est
 
 
-# (9, 5): remainders of every block; (37,) and (70, 3): a single-output
-# gradient long enough for the kernel's vectors down the rows, and columns
-# left over for its 16-byte vectors.
-@pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
-@pytest.mark.parametrize("small_gemm", [0, 1 << 16], ids=["blas", "own"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("solver", [
-    dict(solver="adam"),
-    dict(solver="sgd", nesterovs_momentum=True, learning_rate_init=0.05),
-    dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05),
-])
-def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_isa,
-                                                       dtype, solver, small_gemm, hidden):
-    if len(SUPPORTED) < 2:
-        pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
-    _core.set_small_gemm(small_gemm)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        models = {isa: _train(estimator_case, isa, dtype, hidden, **solver)
-                  for isa in SUPPORTED}
-    base = models["default"]
-    for isa, est in models.items():
-        assert est.loss_curve_ == base.loss_curve_, isa
-        for p, q in zip(est.coefs_ + est.intercepts_, base.coefs_ + base.intercepts_):
-            assert p.dtype == dtype
-            np.testing.assert_array_equal(p, q, err_msg=isa)
-        for m, n in zip(est._optimizer_state["moments"], base._optimizer_state["moments"]):
-            np.testing.assert_array_equal(m, n, err_msg=isa)
-
-
 def _fits_under_every_isa(case, dtype, **params):
     import warnings
 
@@ -92,6 +58,30 @@ def _assert_same_weights(models, dtype):
         for p, q in zip(est.coefs_ + est.intercepts_, base.coefs_ + base.intercepts_):
             assert p.dtype == dtype
             np.testing.assert_array_equal(p, q, err_msg=isa)
+
+
+# (9, 5): remainders of every block; (37,) and (70, 3): a single-output
+# gradient long enough for the kernel's vectors down the rows, and columns
+# left over for its 16-byte vectors.
+@pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
+@pytest.mark.parametrize("small_gemm", [0, 1 << 16], ids=["blas", "own"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", [
+    dict(solver="adam"),
+    dict(solver="sgd", nesterovs_momentum=True, learning_rate_init=0.05),
+    dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05),
+])
+def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_isa,
+                                                       dtype, solver, small_gemm, hidden):
+    if len(SUPPORTED) < 2:
+        pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
+    _core.set_small_gemm(small_gemm)
+    models = _fits_under_every_isa(estimator_case, dtype, hidden=hidden, **solver)
+    _assert_same_weights(models, dtype)
+    for isa, est in models.items():
+        for m, n in zip(est._optimizer_state["moments"],
+                        models["default"]._optimizer_state["moments"]):
+            np.testing.assert_array_equal(m, n, err_msg=isa)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
