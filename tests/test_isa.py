@@ -89,6 +89,7 @@ def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_i
     dict(activation="gelu"), dict(activation="silu"), dict(activation="mish"),
     dict(activation="elu"), dict(activation="selu"), dict(activation="softplus"),
     dict(activation="leaky_relu"), dict(activation="tanh"), dict(activation="logistic"),
+    dict(solver="adamw", weight_decay=0.05),
     dict(dropout=0.3), dict(activation="gelu", dropout=(0.2, 0.5)),
 ], ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
 def test_every_instruction_set_trains_the_same_elementwise_nets(

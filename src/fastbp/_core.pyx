@@ -215,6 +215,7 @@ cdef extern from "_simd.h":
         double beta_1
         double beta_2
         double epsilon
+        double decay
     ctypedef struct fastbp_kernels:
         void (*adam_d)(double*, const double*, double*, double*, Py_ssize_t,
                        const fastbp_step*) noexcept nogil
@@ -300,6 +301,7 @@ cdef inline fastbp_step _simd_step(const Step* step, double alpha) noexcept nogi
     s.beta_1 = step.beta_1
     s.beta_2 = step.beta_2
     s.epsilon = step.epsilon
+    s.decay = 0.0
     return s
 
 
@@ -1045,37 +1047,15 @@ cdef void _adam_update(floating* param, const floating* grad, floating* m,
     + decay * param (AdamW's decoupled decay, of the parameter before the step).
 
     All of (size,); step.lr is the bias-corrected step of this update. alpha
-    and decay are the step's for weights and 0 for intercepts. Without decay
-    the loop is _simd.h's, at the instruction set chosen at import; AdamW's
-    decayed step is the plain loop below.
+    and decay are the step's for weights and 0 for intercepts. The loop is
+    _simd.h's, at the instruction set chosen at import.
     """
-    cdef Py_ssize_t k
-    cdef floating g, mk, vk
-    cdef floating a, inv, b1, b2, c1, c2, neg_lr, eps, d
-    cdef fastbp_step s
-    if decay == 0:
-        s = _simd_step(step, alpha)
-        if floating is float:
-            fastbp_k.adam_s(param, grad, m, v, size, &s)
-        else:
-            fastbp_k.adam_d(param, grad, m, v, size, &s)
-        return
-    a = <floating> alpha
-    inv = <floating> step.scale
-    b1 = <floating> step.beta_1
-    b2 = <floating> step.beta_2
-    c1 = <floating> (1.0 - step.beta_1)
-    c2 = <floating> (1.0 - step.beta_2)
-    neg_lr = <floating> (-step.lr)
-    eps = <floating> step.epsilon
-    d = <floating> decay
-    for k in range(size):
-        g = (grad[k] + a * param[k]) / inv
-        mk = b1 * m[k] + c1 * g
-        vk = b2 * v[k] + c2 * (g * g)
-        m[k] = mk
-        v[k] = vk
-        param[k] = param[k] - d * param[k] + neg_lr * mk / (_sqrt(vk) + eps)
+    cdef fastbp_step s = _simd_step(step, alpha)
+    s.decay = decay
+    if floating is float:
+        fastbp_k.adam_s(param, grad, m, v, size, &s)
+    else:
+        fastbp_k.adam_d(param, grad, m, v, size, &s)
 
 
 cdef double _sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:

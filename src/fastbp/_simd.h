@@ -36,6 +36,7 @@ typedef struct fastbp_step {
     double beta_1;
     double beta_2;
     double epsilon;
+    double decay;      /* AdamW: lr * weight_decay (0 for Adam, intercepts) */
 } fastbp_step;
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) \

@@ -17,8 +17,23 @@
 #define FASTBP_CAT(a, b) FASTBP_CAT_(a, b)
 #define FASTBP_NAME(name) FASTBP_CAT(name, FASTBP_SUFFIX)
 
+/* One Adam loop; G is the scaled gradient of element k, DECAYED (a constant)
+   whether AdamW's decoupled decay d * param[k] comes off first. */
+#define FASTBP_ADAM_LOOP(T, SQRT, G, DECAYED)                                   \
+    for (k = 0; k < size; k++) {                                                \
+        T g = G;                                                                \
+        T mk = b1 * m[k] + c1 * g;                                              \
+        T vk = b2 * v[k] + c2 * (g * g);                                        \
+        T step_k = (neg_lr * mk) / (SQRT(vk) + eps);                            \
+        m[k] = mk;                                                              \
+        v[k] = vk;                                                              \
+        param[k] = (DECAYED) ? (param[k] - d * param[k]) + step_k               \
+                             : param[k] + step_k;                               \
+    }
+
 /* Adam: g = (grad + alpha*param) / scale; m = b1 m + (1-b1) g;
-   v = b2 v + (1-b2) g*g; param += -lr m / (sqrt(v) + eps). */
+   v = b2 v + (1-b2) g*g; param += -lr m / (sqrt(v) + eps); AdamW (decay d
+   != 0) takes d * param off param first. */
 #define FASTBP_ADAM(T, SQRT, name)                                              \
     FASTBP_TARGET static void FASTBP_NAME(name)(                                \
         T *restrict param, const T *restrict grad, T *restrict m,             \
@@ -28,28 +43,21 @@
         const T b1 = (T) step->beta_1, b2 = (T) step->beta_2;                   \
         const T c1 = (T) (1.0 - step->beta_1), c2 = (T) (1.0 - step->beta_2);   \
         const T neg_lr = (T) (-step->lr), eps = (T) step->epsilon;              \
+        const T d = (T) step->decay;                                            \
         double r;                                                               \
         Py_ssize_t k;                                                           \
         if (fastbp_exact_recip(step->scale, sizeof(T) == sizeof(float), &r)) {  \
             const T rinv = (T) r; /* x / inv == x * rinv, bitwise */            \
-            for (k = 0; k < size; k++) {                                        \
-                T g = (grad[k] + a * param[k]) * rinv;                          \
-                T mk = b1 * m[k] + c1 * g;                                      \
-                T vk = b2 * v[k] + c2 * (g * g);                                \
-                m[k] = mk;                                                      \
-                v[k] = vk;                                                      \
-                param[k] = param[k] + (neg_lr * mk) / (SQRT(vk) + eps);         \
-            }                                                                   \
+            if (step->decay != 0)                                               \
+                FASTBP_ADAM_LOOP(T, SQRT, (grad[k] + a * param[k]) * rinv, 1)   \
+            else                                                                \
+                FASTBP_ADAM_LOOP(T, SQRT, (grad[k] + a * param[k]) * rinv, 0)   \
             return;                                                             \
         }                                                                       \
-        for (k = 0; k < size; k++) {                                            \
-            T g = (grad[k] + a * param[k]) / inv;                               \
-            T mk = b1 * m[k] + c1 * g;                                          \
-            T vk = b2 * v[k] + c2 * (g * g);                                    \
-            m[k] = mk;                                                          \
-            v[k] = vk;                                                          \
-            param[k] = param[k] + (neg_lr * mk) / (SQRT(vk) + eps);             \
-        }                                                                       \
+        if (step->decay != 0)                                                   \
+            FASTBP_ADAM_LOOP(T, SQRT, (grad[k] + a * param[k]) / inv, 1)        \
+        else                                                                    \
+            FASTBP_ADAM_LOOP(T, SQRT, (grad[k] + a * param[k]) / inv, 0)        \
     }
 
 /* SGD with momentum mu and rate lr: v = mu v - lr g; param += v, or with
@@ -868,6 +876,7 @@ FASTBP_OUTER(double, fastbp_outer_d)
 FASTBP_OUTER(float, fastbp_outer_s)
 
 #undef FASTBP_ADAM
+#undef FASTBP_ADAM_LOOP
 #undef FASTBP_SGD
 #undef FASTBP_SUM_SQUARES
 #undef FASTBP_COLUMN_SUMS
