@@ -70,44 +70,44 @@ def _process_worker(n, queue):
         queue.put(_fits(n, X, y))
 
 
+def _alone_and_side_by_side(round_of):
+    """{1: seconds, 2: seconds}: per k workers, the best over 3 rounds of the
+    slowest worker's per-fit seconds; round_of(k) runs one round."""
+    return {k: min(max(round_of(k)) for _ in range(3)) for k in (1, 2)}
+
+
 def processes(n):
     """Per-fit seconds alone and side by side, in separate processes."""
     ctx = mp.get_context("spawn")
-    out = {}
-    for k in (1, 2):
-        best = None
-        for _ in range(3):
-            queue = ctx.Queue()
-            procs = [ctx.Process(target=_process_worker, args=(n, queue)) for _ in range(k)]
-            for p in procs:
-                p.start()
-            times = [queue.get() for _ in procs]
-            for p in procs:
-                p.join()
-            worst = max(times)
-            best = worst if best is None else min(best, worst)
-        out[k] = best
-    return out
+
+    def round_of(k):
+        queue = ctx.Queue()
+        procs = [ctx.Process(target=_process_worker, args=(n, queue)) for _ in range(k)]
+        for p in procs:
+            p.start()
+        times = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        return times
+
+    return _alone_and_side_by_side(round_of)
 
 
 def threads(n, X, y):
     """Per-fit seconds alone and side by side, in two threads of this process."""
-    out = {}
     _fits(1, X, y)
-    for k in (1, 2):
-        best = None
-        for _ in range(3):
-            times = []
-            workers = [threading.Thread(target=lambda: times.append(_fits(n, X, y)))
-                       for _ in range(k)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            worst = max(times)
-            best = worst if best is None else min(best, worst)
-        out[k] = best
-    return out
+
+    def round_of(k):
+        times = []
+        workers = [threading.Thread(target=lambda: times.append(_fits(n, X, y)))
+                   for _ in range(k)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return times
+
+    return _alone_and_side_by_side(round_of)
 
 
 def search(n_candidates, X, y):
