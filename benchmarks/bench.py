@@ -1414,6 +1414,19 @@ SETTINGS = {
 }
 
 
+def merge_runs(runs):
+    """Saved runs merged row by row: a later run's row replaces the earlier row
+    of the same configuration (MERGE_KEYS); the targets are recomputed."""
+    merged = runs[0]
+    for run in runs[1:]:
+        for key, ident in MERGE_KEYS.items():
+            rows = {tuple(r[k] for k in ident): r for r in merged.get(key, [])}
+            rows.update((tuple(r[k] for k in ident), r) for r in run.get(key, []))
+            merged[key] = list(rows.values())
+    merged["targets"] = targets(merged)
+    return merged
+
+
 def run_both_settings(args, argv):
     """Run this script once per OpenBLAS setting, each in a child process
     (OpenBLAS reads its variables when it loads), and report both."""
@@ -1478,37 +1491,25 @@ def main(argv=None):
         run_both_settings(args, argv)
         return
     if args.markdown:
-        first = args.markdown.split(",")[0]
-        with open(first) as f:
-            if "settings" in json.load(f):
-                # A run of both settings: each run's tables, then the targets of
-                # both side by side.
-                with open(first) as g:
-                    runs = json.load(g)["settings"]
-                for name, run in runs.items():
-                    print("## OpenBLAS setting: %s\n" % name)
-                    print(render_markdown(run))
-                    print()
-                print("## Targets in both settings\n")
-                print(render_both_targets(runs))
-                return
-    if args.markdown:
-        # Several runs (comma-separated) merge row by row: a later run's row
-        # replaces the earlier row of the same configuration; targets are
-        # recomputed.
-        merged = None
+        runs = []
         for path in args.markdown.split(","):
             with open(path) as f:
-                run = json.load(f)
-            if merged is None:
-                merged = run
-                continue
-            for key, ident in MERGE_KEYS.items():
-                rows = {tuple(r[k] for k in ident): r for r in merged.get(key, [])}
-                rows.update((tuple(r[k] for k in ident), r) for r in run.get(key, []))
-                merged[key] = list(rows.values())
-        merged["targets"] = targets(merged)
-        print(render_markdown(merged))
+                runs.append(json.load(f))
+        if "settings" in runs[0]:
+            # Runs of both settings: each setting's runs merged, its tables, then
+            # the targets of both side by side.
+            names = list(runs[0]["settings"])
+            both = {name: merge_runs([r["settings"][name] for r in runs
+                                      if name in r.get("settings", {})])
+                    for name in names}
+            for name, run in both.items():
+                print("## OpenBLAS setting: %s\n" % name)
+                print(render_markdown(run))
+                print()
+            print("## Targets in both settings\n")
+            print(render_both_targets(both))
+            return
+        print(render_markdown(merge_runs(runs)))
         return
     workloads = [w for w in args.workloads.split(",") if w]
     for w in workloads:
