@@ -119,23 +119,29 @@ def test_set_isa_refuses_what_it_cannot_run(restore_isa):
     assert _core.set_isa("best") == SUPPORTED[-1]
 
 
-@pytest.mark.parametrize("value", ["default", "avx2", "avx512", "", "best", "nonsense"])
-def test_fastbp_isa_pins_the_instruction_set(value):
-    env = dict(os.environ, FASTBP_ISA=value)
+def _fresh_import(variable, value, getter):
+    """A new interpreter's ``_core.<getter>()`` with the environment variable
+    set, and what it printed to stderr (warnings always shown)."""
+    env = dict(os.environ, **{variable: value})
     code = ("import warnings; warnings.simplefilter('always')\n"
-            "import fastbp._core as c; print(c.get_isa())")
+            "import fastbp._core as c; print(c.%s())" % getter)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
-    got = out.stdout.strip()
+    return out.stdout.strip(), out.stderr
+
+
+@pytest.mark.parametrize("value", ["default", "avx2", "avx512", "", "best", "nonsense"])
+def test_fastbp_isa_pins_the_instruction_set(value):
+    got, stderr = _fresh_import("FASTBP_ISA", value, "get_isa")
     if value in SUPPORTED:
         assert got == value
-        assert "FASTBP_ISA" not in out.stderr
+        assert "FASTBP_ISA" not in stderr
     else:
         assert got == SUPPORTED[-1]
         if value in ("", "best"):
-            assert "FASTBP_ISA" not in out.stderr
+            assert "FASTBP_ISA" not in stderr
         else:
-            assert "FASTBP_ISA=%s ignored" % value in out.stderr
+            assert "FASTBP_ISA=%s ignored" % value in stderr
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -198,13 +204,9 @@ def test_set_small_gemm_refuses_negative_limits(restore_isa):
 
 @pytest.mark.parametrize("value", ["0", "4096", "junk"])
 def test_fastbp_small_gemm_sets_the_limit(value):
-    env = dict(os.environ, FASTBP_SMALL_GEMM=value)
-    code = ("import warnings; warnings.simplefilter('always')\n"
-            "import fastbp._core as c; print(c.get_small_gemm())")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True)
+    got, stderr = _fresh_import("FASTBP_SMALL_GEMM", value, "get_small_gemm")
     if value == "junk":
-        assert "FASTBP_SMALL_GEMM=junk ignored" in out.stderr
-        assert int(out.stdout) in (0, _core.SMALL_GEMM_DEFAULT)
+        assert "FASTBP_SMALL_GEMM=junk ignored" in stderr
+        assert int(got) in (0, _core.SMALL_GEMM_DEFAULT)
     else:
-        assert int(out.stdout) == int(value)
+        assert int(got) == int(value)

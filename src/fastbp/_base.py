@@ -308,16 +308,17 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
         every call, and reading a signature of this many parameters costs about
         as much as a short fit's set-up, under the GIL (a threaded search pays
         it once per candidate and fold)."""
+        return list(cls._param_names_cached())
+
+    @classmethod
+    def _param_names_cached(cls):
+        """The names as a tuple, cached in the class beside its ``__init__``."""
         init = cls.__init__
         cached = cls.__dict__.get("_param_names_cache")
         if cached is None or cached[0] is not init:
             cached = (init, tuple(super()._get_param_names()))
             cls._param_names_cache = cached
-        return list(cached[1])
-
-    @classmethod
-    def _param_names_cached(cls):
-        return tuple(cls._get_param_names())
+        return cached[1]
 
     def _validate_params(self):
         """scikit-learn's parameter validation, once per setting.
@@ -1134,18 +1135,8 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             return
         self._take_loop(loop, state)
         if loop.stop == _core.Stop.STOP_DIVERGED:
-            if self.n_iter_ == 1:
-                raise ValueError(
-                    "%s %s The model was left as it was before this call."
-                    % (DIVERGED, DIVERGED_ADVICE)
-                )
-            self.loss_ = self.loss_curve_[-2]
-            warnings.warn(
-                "Training diverged at epoch %d (the loss or the weights became "
-                "non-finite). Stopped and restored the weights of epoch %d. %s"
-                % (self.n_iter_, self.n_iter_ - 1, DIVERGED_ADVICE),
-                ConvergenceWarning,
-            )
+            # The compiled loop has already put the previous epoch's weights back.
+            self._report_divergence(first_epoch=self.n_iter_ == 1)
         elif (loop.stop == _core.Stop.STOP_MAX_EPOCHS and not incremental
               and self.n_iter_ == self.max_iter):
             warnings.warn(
@@ -1173,6 +1164,11 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
     def _diverged(self, checkpoint):
         first_epoch = self.n_iter_ == 1
         checkpoint.restore(keep_curves=not first_epoch)
+        self._report_divergence(first_epoch)
+
+    def _report_divergence(self, first_epoch):
+        """After the weights were restored: the error of a first epoch that
+        diverged, or the warning of a later one (loss_ back to the epoch before)."""
         if first_epoch:
             raise ValueError(
                 "%s %s The model was left as it was before this call."

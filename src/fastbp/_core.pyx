@@ -973,7 +973,7 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
     block.a0, or the CSR rows of the block when that is NULL. pre[l] is layer
     l's z where act' needs it.
     """
-    cdef Py_ssize_t l, i, j, n_in, n_out, n_layers = net.n_layers
+    cdef Py_ssize_t l, n_in, n_out, n_layers = net.n_layers
     cdef Py_ssize_t n_rows = block.n_rows
     cdef const Py_ssize_t* units = net.units
     cdef floating** coef = <floating**> net.coef
