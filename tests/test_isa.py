@@ -6,14 +6,17 @@ small matrix products, and the activation and dropout loops.
 Every copy must give bitwise the weights of the baseline copy: each test
 trains the same model under every instruction set this machine runs, with
 the small products in BLAS and in fastbp's own kernel, and compares the
-results exactly. The own kernel is checked against BLAS (and NumPy).
-``FASTBP_ISA`` pins a set at import, ``FASTBP_SMALL_GEMM`` the product size
-up to which the own kernel runs.
+results exactly. The own kernel is checked against BLAS (and NumPy), and
+bitwise against its definition (one fused multiply-add per term, in order).
+The backward product ``delta @ W.T`` on a transposed copy of W is checked
+against BLAS's transposed call. ``FASTBP_ISA`` pins a set at import,
+``FASTBP_SMALL_GEMM`` the product size up to which the own kernel runs.
 """
 
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -25,10 +28,11 @@ SUPPORTED = _core.isa_supported()
 
 @pytest.fixture
 def restore_isa():
-    before, small = _core.get_isa(), _core.get_small_gemm()
+    before, small, nn = _core.get_isa(), _core.get_small_gemm(), _core.get_nn_backward()
     yield
     _core.set_isa(before)
     _core.set_small_gemm(small)
+    _core.set_nn_backward(nn)
 
 
 def _train(case, isa, dtype, hidden=(9, 5), **params):
@@ -64,7 +68,8 @@ def _assert_same_weights(models, dtype):
 # gradient long enough for the kernel's vectors down the rows, and columns
 # left over for its 16-byte vectors.
 @pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
-@pytest.mark.parametrize("small_gemm", [0, 1 << 16], ids=["blas", "own"])
+@pytest.mark.parametrize("small_gemm, nn_backward", [(0, 0), (0, 1 << 30), (1 << 30, 1 << 30)],
+                         ids=["blas", "blas-nn", "own"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", [
     dict(solver="adam"),
@@ -72,10 +77,12 @@ def _assert_same_weights(models, dtype):
     dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05),
 ])
 def test_every_instruction_set_trains_the_same_weights(estimator_case, restore_isa,
-                                                       dtype, solver, small_gemm, hidden):
+                                                       dtype, solver, small_gemm, nn_backward,
+                                                       hidden):
     if len(SUPPORTED) < 2:
         pytest.skip("this machine runs one instruction set only: %s" % SUPPORTED)
     _core.set_small_gemm(small_gemm)
+    _core.set_nn_backward(nn_backward)
     models = _fits_under_every_isa(estimator_case, dtype, hidden=hidden, **solver)
     _assert_same_weights(models, dtype)
     for isa, est in models.items():
@@ -174,6 +181,91 @@ def test_own_small_products_are_blas_products(restore_isa, isa, dtype):
         np.testing.assert_allclose(outs[1], expected, rtol=10 * tol, atol=10 * tol)
 
 
+def _fma(x, y, z):
+    """x * y + z rounded once to float64 (Fraction is exact; float() rounds
+    correctly)."""
+    return float(Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)))
+
+
+def _fma_chain(a, b):
+    """The own kernel's float64 product by its definition: c[i, j] =
+    fma(a[i, k-1], b[k-1, j], ... fma(a[i, 0], b[0, j], 0)); except that a
+    single column over k >= 8 terms runs as dot products for the rows in
+    whole groups of four: lane t fuses the terms p = t mod 8 in order, the
+    lanes are added pairwise ((0+1)+(2+3))+((4+5)+(6+7)), and the terms past
+    the last whole 8 are fused on after that."""
+    m, k = a.shape
+    out = np.empty((m, b.shape[1]))
+    dot_rows = m - m % 4 if b.shape[1] == 1 and k >= 8 else 0
+    for i in range(m):
+        for j in range(b.shape[1]):
+            if i < dot_rows:
+                kend = k - k % 8
+                lanes = [0.0] * 8
+                for p in range(kend):
+                    lanes[p % 8] = _fma(a[i, p], b[p, j], lanes[p % 8])
+                while len(lanes) > 1:
+                    lanes = [lanes[2 * t] + lanes[2 * t + 1] for t in range(len(lanes) // 2)]
+                s, start = lanes[0], kend
+            else:
+                s, start = 0.0, 0
+            for p in range(start, k):
+                s = _fma(a[i, p], b[p, j], s)
+            out[i, j] = s
+    return out
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+def test_own_small_products_are_the_fused_sums_in_order(restore_isa, isa):
+    # Bitwise, at every instruction set: each entry is its terms fused one by
+    # one, at shapes that run the 4-row blocks, single rows, full and 16-byte
+    # vectors, scalar columns, and a single column as dot products and as
+    # eight-row chains (k below one 64-byte vector).
+    _core.set_isa(isa)
+    _core.set_small_gemm(1 << 30)
+    rng = np.random.default_rng(11)
+    for n_rows, n_in, n_out in [(6, 37, 19), (9, 5, 33), (6, 70, 1), (12, 3, 1)]:
+        X = rng.standard_normal((n_rows, n_in))
+        W = rng.standard_normal((n_in, n_out))
+        out = np.empty((n_rows, n_out))
+        _core.predict(X, [W], [np.zeros(n_out)], _core.Activation.IDENTITY,
+                      _core.Activation.IDENTITY, out)
+        np.testing.assert_array_equal(out, _fma_chain(X, W) + 0.0)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("hidden", [(9, 5), (37, 16), (70, 3, 40)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_on_transposed_weights_trains_the_blas_model(
+        estimator_case, restore_isa, dtype, hidden, n_jobs):
+    # delta @ W.T as BLAS's transposed call and as a product on W.T copied
+    # (in BLAS and in the own kernel): the same model up to rounding.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    models = []
+    for small, nn in [(0, 0), (0, 1 << 30), (1 << 30, 1 << 30)]:
+        _core.set_small_gemm(small)
+        _core.set_nn_backward(nn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(_train(estimator_case, "best", dtype, hidden, n_jobs=n_jobs))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for other in models[1:]:
+        for p, q in zip(models[0].coefs_ + models[0].intercepts_,
+                        other.coefs_ + other.intercepts_):
+            np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+def test_set_nn_backward_refuses_negative_limits(restore_isa):
+    with pytest.raises(ValueError, match=">= 0"):
+        _core.set_nn_backward(-1)
+    previous = _core.set_nn_backward(77)
+    assert _core.get_nn_backward() == 77
+    assert _core.set_nn_backward(previous) == 77
+
+
 @pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dtype,
@@ -210,3 +302,16 @@ def test_fastbp_small_gemm_sets_the_limit(value):
         assert int(got) in (0, _core.SMALL_GEMM_DEFAULT)
     else:
         assert int(got) == int(value)
+    # The backward product runs on W.T at least as far as the own kernel runs.
+    nn, _ = _fresh_import("FASTBP_SMALL_GEMM", value, "get_nn_backward")
+    assert int(nn) >= int(got)
+
+
+def test_baseline_instruction_set_leaves_small_products_to_blas():
+    # Its products would fuse through the C library's fma, one call a term.
+    env = dict(os.environ, FASTBP_ISA="default")
+    env.pop("FASTBP_SMALL_GEMM", None)
+    code = "import fastbp._core as c; print(c.get_isa(), c.get_small_gemm())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["default", "0"]

@@ -168,6 +168,7 @@ cdef struct Net:
     void** moment_1
     void** moment_2
     void** pre              # per thread, per layer: z, or NULL if not needed
+    void** wt               # per thread: room for the largest hidden W.T
     const int* activations  # n_layers: each layer's activation, output last
     const double* dropout   # n_layers + 1 drop rates of act[l] (NULL: none)
     uint64_t seed           # this epoch's dropout seed
@@ -241,6 +242,8 @@ cdef extern from "_simd.h":
                         double*) noexcept nogil
         void (*outer_s)(const float*, const float*, Py_ssize_t, Py_ssize_t,
                         float*) noexcept nogil
+        void (*transpose_d)(const double*, Py_ssize_t, Py_ssize_t, double*) noexcept nogil
+        void (*transpose_s)(const float*, Py_ssize_t, Py_ssize_t, float*) noexcept nogil
         void (*act_d)(double*, const double*, Py_ssize_t, Py_ssize_t, int, double,
                       double*) noexcept nogil
         void (*act_s)(float*, const float*, Py_ssize_t, Py_ssize_t, int, double,
@@ -278,6 +281,7 @@ cdef extern from "_simd.h":
     const int FASTBP_MATH_LOGISTIC
     uint32_t fastbp_unit_bits(uint32_t lo, uint32_t hi, Py_ssize_t unit) noexcept nogil
     const int FASTBP_N_ISA
+    const int FASTBP_ISA_BASE
     int fastbp_isa_current
     const char* fastbp_isa_names[3]
     int fastbp_isa_supported(int isa) noexcept nogil
@@ -288,6 +292,11 @@ cdef extern from "_simd.h":
 # Products of at most this many multiply-adds run in _simd.h's kernel, not
 # BLAS (see _gemm; 0 sends every product to BLAS). set_small_gemm changes it.
 cdef Py_ssize_t _small_gemm_limit = 0
+# Backward products delta @ W.T of at most this many multiply-adds run as
+# delta @ (a transposed copy of W), a product without a transposed operand,
+# which OpenBLAS sends to its small-matrix kernels and _simd.h's kernel takes
+# (see _backward; 0 keeps BLAS's transposed call). set_nn_backward changes it.
+cdef Py_ssize_t _nn_backward_limit = 0
 
 
 cdef inline fastbp_step _simd_step(const Step* step, double alpha) noexcept nogil:
@@ -963,7 +972,8 @@ cdef void _forward(const Net* net, const Block* block,
 
 cdef void _backward(const Net* net, const Block* block, floating** act,
                     floating** pre, floating** delta, floating** coef_grad,
-                    floating** intercept_grad, bint accumulate) noexcept nogil:
+                    floating** intercept_grad, floating* wt,
+                    bint accumulate) noexcept nogil:
     """Backpropagate delta[n_layers - 1] (the output delta) to raw gradients.
 
     coef_grad[l] (+)= a_prev.T @ delta[l]; intercept_grad[l] (+)= sum_rows delta[l];
@@ -971,7 +981,8 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
     mask and scale where the forward pass dropped; act[l] is then rescaled in
     place, after its last use as an input). The first layer's input is
     block.a0, or the CSR rows of the block when that is NULL. pre[l] is layer
-    l's z where act' needs it.
+    l's z where act' needs it. wt is scratch room for the transposed weights
+    of any layer but the first.
     """
     cdef Py_ssize_t l, n_in, n_out, n_layers = net.n_layers
     cdef Py_ssize_t n_rows = block.n_rows
@@ -1001,6 +1012,14 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
             # delta must travel back through the weights before they change.
             if n_out == 1:
                 _outer(d, coef[l], n_rows, n_in, delta[l - 1])
+            elif n_rows * n_in * n_out <= _nn_backward_limit:
+                if floating is float:
+                    fastbp_k.transpose_s(coef[l], n_in, n_out, wt)
+                else:
+                    fastbp_k.transpose_d(coef[l], n_in, n_out, wt)
+                _gemm(False, False, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
+                      d, <int> n_out, wt, <int> n_in, <floating> 0,
+                      delta[l - 1], <int> n_in)
             else:
                 _gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1,
                       d, <int> n_out, coef[l], <int> n_out, <floating> 0,
@@ -1140,6 +1159,7 @@ cdef class Trainer:
     cdef void** coef_grad
     cdef void** intercept_grad
     cdef void** pre            # T * n_layers: z where act' needs it, else NULL
+    cdef void** wt             # T: room for the largest hidden layer's W.T
     cdef double* part_loss     # n_threads
     cdef Net net
     cdef void* work
@@ -1166,7 +1186,7 @@ cdef class Trainer:
                  double act_param=0.01, double loss_param=0.0, object dropout=None,
                  double weight_decay=0.0, double gradient_clip=0.0,
                  uint64_t dropout_seed=0):
-        cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset
+        cdef Py_ssize_t L = len(coefs), l, t, total, per_thread, itemsize, offset, wt_size
         cdef Py_ssize_t T = n_threads
         if self.units != NULL:
             # Its tables may be in use by a call that a signal handler interrupts.
@@ -1220,7 +1240,7 @@ cdef class Trainer:
         self.units = <Py_ssize_t*> malloc((L + 1) * sizeof(Py_ssize_t))
         # Two tables hold all pointer tables, so two frees release them.
         self.coef = <void**> malloc(6 * L * sizeof(void*))
-        self.act = <void**> malloc(T * (5 * L + 1) * sizeof(void*))
+        self.act = <void**> malloc(T * (5 * L + 2) * sizeof(void*))
         self.part_loss = <double*> malloc(T * sizeof(double))
         self.acts = <int*> malloc(L * sizeof(int))
         if dropout is not None:
@@ -1230,7 +1250,7 @@ cdef class Trainer:
                 or (dropout is not None and self.drop == NULL)):
             raise MemoryError()
         memset(self.coef, 0, 6 * L * sizeof(void*))
-        memset(self.act, 0, T * (5 * L + 1) * sizeof(void*))
+        memset(self.act, 0, T * (5 * L + 2) * sizeof(void*))
         for l in range(L):
             self.acts[l] = activations[l]
         if dropout is not None:
@@ -1245,6 +1265,7 @@ cdef class Trainer:
         self.coef_grad = self.delta + T * L
         self.intercept_grad = self.coef_grad + T * L
         self.pre = self.intercept_grad + T * L
+        self.wt = self.pre + T * L
 
         for l in range(L):
             c = coefs[l]
@@ -1280,6 +1301,10 @@ cdef class Trainer:
             per_thread += self.units[l] * self.units[l + 1] + self.units[l + 1]
             if l + 1 < L and needs_pre(self.acts[l]):
                 per_thread += self.chunk * self.units[l + 1]
+        wt_size = 0
+        for l in range(1, L):
+            wt_size = max(wt_size, self.units[l] * self.units[l + 1])
+        per_thread += wt_size
         total = T * per_thread
         self.work = malloc(total * itemsize)
         if self.work == NULL:
@@ -1301,6 +1326,8 @@ cdef class Trainer:
                 if l + 1 < L and needs_pre(self.acts[l]):
                     self.pre[t * L + l] = <char*> self.work + offset
                     offset += self.chunk * self.units[l + 1] * itemsize
+            self.wt[t] = <char*> self.work + offset
+            offset += wt_size * itemsize
         self.net.n_layers = L
         self.net.n_threads = T
         self.net.units = self.units
@@ -1313,6 +1340,7 @@ cdef class Trainer:
         self.net.moment_1 = self.moment_1
         self.net.moment_2 = self.moment_2
         self.net.pre = self.pre
+        self.net.wt = self.wt
         self.net.activations = self.acts
         self.net.dropout = self.drop
         self.net.seed = 0
@@ -1489,7 +1517,7 @@ cdef double _share_gradients(const Net* net, Py_ssize_t t, const Block* batch,
     share.a0 = _dense_block(&share, act[0])
     _forward(net, &share, act, pre)
     loss = _loss_and_delta(act[L], Y, sample_weight, &share, net, delta[L - 1])
-    _backward(net, &share, act, pre, delta, cg, ig, False)
+    _backward(net, &share, act, pre, delta, cg, ig, <floating*> net.wt[t], False)
     return loss
 
 
@@ -1824,7 +1852,8 @@ def loss_grad(Trainer trainer, object X, const floating[:, ::1] Y,
                 _forward(&trainer.net, &block, act, pre)
                 total += _loss_and_delta(act[L], _first(Y), sw, &block, &trainer.net,
                                          delta[L - 1])
-                _backward(&trainer.net, &block, act, pre, delta, cg, ig, start > 0)
+                _backward(&trainer.net, &block, act, pre, delta, cg, ig,
+                          <floating*> trainer.wt[0], start > 0)
                 start += nb
                 if start < n:
                     _poll(&poll)

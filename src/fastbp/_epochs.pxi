@@ -322,29 +322,39 @@ def get_small_gemm():
     return _small_gemm_limit
 
 
+def set_nn_backward(Py_ssize_t limit):
+    """Run the backward products ``delta @ W.T`` of at most ``limit``
+    multiply-adds as ``delta @ W.T.copy()`` (a product with no transposed
+    operand, which OpenBLAS's small-matrix kernels and fastbp's own take);
+    0 turns it off. Not to be called while a fit runs. Returns the previous
+    limit."""
+    global _nn_backward_limit
+    cdef Py_ssize_t previous = _nn_backward_limit
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    _nn_backward_limit = limit
+    return previous
+
+
+def get_nn_backward():
+    """The current limit of ``set_nn_backward``."""
+    return _nn_backward_limit
+
+
 # OpenBLAS kernels with a small-matrix path of their own (OpenBLAS's
 # SMALL_MATRIX_OPT): there BLAS is faster than _simd.h's products, elsewhere
 # (the Haswell/AVX2 kernels, say) the own products win up to this size.
 _BLAS_WITH_SMALL_PATH = ("skylakex", "cooperlake", "sapphirerapids")
-SMALL_GEMM_DEFAULT = 1 << 16
+SMALL_GEMM_DEFAULT = 1 << 20
+# OpenBLAS's small-matrix path takes products of up to 100**3 multiply-adds
+# without a transposed first operand; the backward product is then faster on
+# a transposed copy of W (benchmarks/RESULTS.md).
+BLAS_SMALL_PATH_LIMIT = 100 ** 3
 
 
-def _small_gemm_from_environment():
-    """FASTBP_SMALL_GEMM=N sets the limit of ``set_small_gemm``; otherwise it is
-    SMALL_GEMM_DEFAULT unless the BLAS fastbp calls (scipy's OpenBLAS) runs
-    kernels with a small-matrix path, where it is 0."""
-    import os
-    import warnings
-
-    value = os.environ.get("FASTBP_SMALL_GEMM", "").strip()
-    if value:
-        try:
-            set_small_gemm(int(value))
-            return
-        except ValueError:
-            warnings.warn("FASTBP_SMALL_GEMM=%s ignored: not an integer >= 0" % value,
-                          RuntimeWarning)
-    limit = SMALL_GEMM_DEFAULT
+def _blas_has_small_path():
+    """Whether the BLAS fastbp calls (scipy's OpenBLAS) runs kernels with a
+    small-matrix path."""
     try:
         from threadpoolctl import threadpool_info
 
@@ -352,10 +362,37 @@ def _small_gemm_from_environment():
             if (lib.get("internal_api") == "openblas"
                     and "scipy.libs" in str(lib.get("filepath", "")).replace("\\", "/")
                     and str(lib.get("architecture", "")).lower() in _BLAS_WITH_SMALL_PATH):
-                limit = 0
+                return True
     except Exception:  # pragma: no cover - threadpoolctl cannot inspect: keep ours
         pass
+    return False
+
+
+def _small_gemm_from_environment():
+    """FASTBP_SMALL_GEMM=N sets the limit of ``set_small_gemm``; otherwise it is
+    SMALL_GEMM_DEFAULT, or 0 where the BLAS fastbp calls (scipy's OpenBLAS)
+    runs kernels with a small-matrix path or the instruction set is the
+    baseline (whose products fuse their multiply-adds through the C library,
+    slowly). The backward products run on a transposed W up to the size that
+    either small path takes."""
+    import os
+    import warnings
+
+    small_path = _blas_has_small_path()
+    default = 0 if small_path or fastbp_isa_current == FASTBP_ISA_BASE else SMALL_GEMM_DEFAULT
+    limit = default
+    value = os.environ.get("FASTBP_SMALL_GEMM", "").strip()
+    if value:
+        try:
+            limit = int(value)
+            if limit < 0:
+                raise ValueError(value)
+        except ValueError:
+            warnings.warn("FASTBP_SMALL_GEMM=%s ignored: not an integer >= 0" % value,
+                          RuntimeWarning)
+            limit = default
     set_small_gemm(limit)
+    set_nn_backward(max(limit, BLAS_SMALL_PATH_LIMIT if small_path else 0))
 
 
 _small_gemm_from_environment()

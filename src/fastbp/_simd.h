@@ -13,7 +13,8 @@
  * runs is a table of function pointers, chosen once at import (the best the
  * CPU supports, or the one FASTBP_ISA names) and switchable for tests. Every
  * copy computes bitwise the same results (see _simd_kernels.h); the build
- * passes -ffp-contract=off so that no copy fuses a multiply and an add.
+ * passes -ffp-contract=off so that no copy fuses a multiply and an add on its
+ * own: the small products fuse them explicitly, the same way in every copy.
  */
 
 #ifndef FASTBP_SIMD_H
@@ -127,7 +128,7 @@ static inline uint32_t fastbp_unit_bits(uint32_t lo, uint32_t hi, Py_ssize_t uni
 
 #if FASTBP_X86_DISPATCH
 #define FASTBP_SUFFIX avx2
-#define FASTBP_TARGET __attribute__((target("avx2")))
+#define FASTBP_TARGET __attribute__((target("avx2,fma")))
 #define FASTBP_VBYTES 32
 #include "_simd_kernels.h"
 #undef FASTBP_SUFFIX
@@ -172,6 +173,8 @@ typedef struct fastbp_kernels {
     void (*colsum_s)(float *, const float *, Py_ssize_t, Py_ssize_t, int);
     void (*outer_d)(const double *, const double *, Py_ssize_t, Py_ssize_t, double *);
     void (*outer_s)(const float *, const float *, Py_ssize_t, Py_ssize_t, float *);
+    void (*transpose_d)(const double *, Py_ssize_t, Py_ssize_t, double *);
+    void (*transpose_s)(const float *, Py_ssize_t, Py_ssize_t, float *);
     void (*act_d)(double *, const double *, Py_ssize_t, Py_ssize_t, int, double,
                   double *);
     void (*act_s)(float *, const float *, Py_ssize_t, Py_ssize_t, int, double, float *);
@@ -193,6 +196,7 @@ typedef struct fastbp_kernels {
      fastbp_sgd_s_##sfx, fastbp_sumsq_d_##sfx, fastbp_sumsq_s_##sfx,            \
      fastbp_gemm_d_##sfx, fastbp_gemm_s_##sfx, fastbp_colsum_d_##sfx,           \
      fastbp_colsum_s_##sfx, fastbp_outer_d_##sfx, fastbp_outer_s_##sfx,         \
+     fastbp_transpose_d_##sfx, fastbp_transpose_s_##sfx,                        \
      fastbp_act_d_##sfx, fastbp_act_s_##sfx, fastbp_act_grad_d_##sfx,           \
      fastbp_act_grad_s_##sfx,                                                   \
      fastbp_drop_d_##sfx, fastbp_drop_s_##sfx, fastbp_drop_grad_d_##sfx,        \
@@ -217,7 +221,7 @@ static int fastbp_isa_supported(int isa)
 #if FASTBP_X86_DISPATCH
     __builtin_cpu_init();
     if (isa == FASTBP_ISA_AVX2)
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (isa == FASTBP_ISA_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
                && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");

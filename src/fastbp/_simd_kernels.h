@@ -9,8 +9,10 @@
  * Every loop does, element by element, exactly the operations of its scalar
  * form in the order written: IEEE addition, multiplication, division and
  * square root are correctly rounded at every vector width, and the build
- * turns off floating-point contraction (no fused multiply-add), so each
- * target gives bitwise the same results and only the speed differs.
+ * turns off floating-point contraction (no implicit fused multiply-add), so
+ * each target gives bitwise the same results and only the speed differs. The
+ * small products fuse their multiply-adds explicitly (fma rounds once, at
+ * every target alike).
  */
 
 #define FASTBP_CAT_(a, b) a##_##b
@@ -36,7 +38,7 @@
    != 0) takes d * param off param first. */
 #define FASTBP_ADAM(T, SQRT, name)                                              \
     FASTBP_TARGET static void FASTBP_NAME(name)(                                \
-        T *restrict param, const T *restrict grad, T *restrict m,             \
+        T *restrict param, const T *restrict grad, T *restrict m,               \
         T *restrict v, Py_ssize_t size, const fastbp_step *step)                \
     {                                                                           \
         const T a = (T) step->alpha, inv = (T) step->scale;                     \
@@ -64,7 +66,7 @@
    Nesterov's momentum param += mu v - lr g. */
 #define FASTBP_SGD(T, name)                                                     \
     FASTBP_TARGET static void FASTBP_NAME(name)(                                \
-        T *restrict param, const T *restrict grad, T *restrict velocity,      \
+        T *restrict param, const T *restrict grad, T *restrict velocity,        \
         Py_ssize_t size, const fastbp_step *step)                               \
     {                                                                           \
         const T a = (T) step->alpha, inv = (T) step->scale;                     \
@@ -112,8 +114,8 @@
    With GCC/Clang the four sums are the lanes of one 4-double vector. */
 #if defined(__GNUC__)
 #define FASTBP_SUM_SQUARES(T, name)                                             \
-    FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,        \
-                                                  Py_ssize_t size)             \
+    FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,          \
+                                                  Py_ssize_t size)              \
     {                                                                           \
         typedef double D4 __attribute__((vector_size(4 * sizeof(double))));     \
         typedef T T4 __attribute__((vector_size(4 * sizeof(T))));               \
@@ -133,8 +135,8 @@
     }
 #else
 #define FASTBP_SUM_SQUARES(T, name)                                             \
-    FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,        \
-                                                  Py_ssize_t size)             \
+    FASTBP_TARGET static double FASTBP_NAME(name)(const T *restrict x,          \
+                                                  Py_ssize_t size)              \
     {                                                                           \
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;                          \
         Py_ssize_t k, end = size - size % 4;                                    \
@@ -181,20 +183,87 @@
         }                                                                       \
     }
 
+/* dst = src.T: src (rows, cols) and dst (cols, rows), row-major. Eight rows
+   of src at a time, so that each write is a contiguous run of dst. */
+#define FASTBP_TRANSPOSE(T, name)                                               \
+    FASTBP_TARGET static void FASTBP_NAME(name)(                                \
+        const T *restrict src, Py_ssize_t rows, Py_ssize_t cols,                \
+        T *restrict dst)                                                        \
+    {                                                                           \
+        Py_ssize_t i = 0, j, q;                                                 \
+        for (; i + 8 <= rows; i += 8)                                           \
+            for (j = 0; j < cols; j++)                                          \
+                for (q = 0; q < 8; q++)                                         \
+                    dst[j * rows + i + q] = src[(i + q) * cols + j];            \
+        for (; i < rows; i++)                                                   \
+            for (j = 0; j < cols; j++)                                          \
+                dst[j * rows + i] = src[i * cols + j];                          \
+    }
+
 /* Small matrix products, c[m, n] = op(a)[m, k] @ b[k, n], row-major, with
    op(a)[i, p] = a[i * ars + p * acs] (a or its transpose by the strides).
-   Each c[i, j] is 0 + op(a)[i, 0] b[0, j] + op(a)[i, 1] b[1, j] + ..., in
-   that order. Blocks of 4 rows (then single rows) by vectors of columns
-   accumulate in registers, with GCC/Clang vector types: two vectors of the
-   target's width (FASTBP_VBYTES), then one, then 16-byte vectors for the
-   columns left over. Vector arithmetic is lane by lane, so the order of each
-   sum is the same at every width. The columns left after that, and every
-   column with other compilers, take the same sums on scalars. A product
-   with a single column and op(a) read down contiguous rows (the gradient of
-   a single output unit) runs its vectors down the rows instead. */
+   Each c[i, j] is fma(op(a)[i, k-1], b[k-1, j], ... fma(op(a)[i, 1], b[1, j],
+   op(a)[i, 0] b[0, j] + 0)): one fused multiply-add per term, in that order.
+   A fused multiply-add rounds once, so it is the same number at every
+   target: the AVX2 and AVX-512 copies run the FMA instruction, and the
+   baseline (which has none) calls the C library's fma, which is correctly
+   rounded too but slow, so that copy's products go to BLAS by default
+   (see _core's set_small_gemm). Without FMA this core reaches two thirds of
+   its peak on these shapes, with it the peak.
+   Blocks of 4 rows (then single rows) by vectors of columns accumulate in
+   registers, with GCC/Clang vector types: two vectors of the target's width
+   (FASTBP_VBYTES), then one, then 16-byte vectors for the columns left over.
+   Vector arithmetic is lane by lane, so the order of each sum is the same at
+   every width. The columns left after that, and every column with other
+   compilers, take the same sums on scalars. A product with a single column
+   and op(a) read down contiguous rows (the gradient of a single output unit)
+   runs its vectors down the rows instead. */
+#define FASTBP_FMA(T, x, y, z)                                                  \
+    (sizeof(T) == sizeof(float)                                                 \
+         ? (T) __builtin_fmaf((float) (x), (float) (y), (float) (z))            \
+         : (T) __builtin_fma((double) (x), (double) (y), (double) (z)))
+#if defined(__GNUC__)
+/* Vector fused multiply-adds, lane by lane: fastbp_fma_<tag>(x, s, u) is
+   fma(s, u[l], x[l]) for a scalar s, fastbp_fmav_<tag>(x, w, u) is
+   fma(w[l], u[l], x[l]). Functions on whole vectors, so that GCC keeps the
+   operands in registers and emits one instruction per call where the target
+   has FMA. Tags: d/s (double/float) by the target's width (w), 16 and 64
+   bytes. */
+#define FASTBP_VFMA_FNS(T, TAG, BYTES)                                          \
+    typedef T FASTBP_NAME(fastbp_v##TAG) __attribute__((vector_size(BYTES)));   \
+    FASTBP_TARGET static inline FASTBP_NAME(fastbp_v##TAG)                      \
+        FASTBP_NAME(fastbp_fma_##TAG)(FASTBP_NAME(fastbp_v##TAG) x, T s,        \
+                                      FASTBP_NAME(fastbp_v##TAG) u)             \
+    {                                                                           \
+        Py_ssize_t l;                                                           \
+        for (l = 0; l < (Py_ssize_t) (BYTES / sizeof(T)); l++)                  \
+            x[l] = FASTBP_FMA(T, s, u[l], x[l]);                                \
+        return x;                                                               \
+    }                                                                           \
+    FASTBP_TARGET static inline FASTBP_NAME(fastbp_v##TAG)                      \
+        FASTBP_NAME(fastbp_fmav_##TAG)(FASTBP_NAME(fastbp_v##TAG) x,            \
+                                       FASTBP_NAME(fastbp_v##TAG) w,            \
+                                       FASTBP_NAME(fastbp_v##TAG) u)            \
+    {                                                                           \
+        Py_ssize_t l;                                                           \
+        for (l = 0; l < (Py_ssize_t) (BYTES / sizeof(T)); l++)                  \
+            x[l] = FASTBP_FMA(T, w[l], u[l], x[l]);                             \
+        return x;                                                               \
+    }
+FASTBP_VFMA_FNS(double, dw, FASTBP_VBYTES)
+FASTBP_VFMA_FNS(double, d16, 16)
+FASTBP_VFMA_FNS(double, d64, 64)
+FASTBP_VFMA_FNS(float, sw, FASTBP_VBYTES)
+FASTBP_VFMA_FNS(float, s16, 16)
+FASTBP_VFMA_FNS(float, s64, 64)
+#define FASTBP_VFMA(S, W, acc, s, u)                                            \
+    (acc) = FASTBP_NAME(fastbp_fma_##S##W)((acc), (s), (u))
+#define FASTBP_VFMA_VV(S, W, acc, w, u)                                         \
+    (acc) = FASTBP_NAME(fastbp_fmav_##S##W)((acc), (w), (u))
+#endif
 #if defined(__GNUC__)
 /* Rows [i, i + 4) by NV vectors of type VT (LEN lanes each) from column j0. */
-#define FASTBP_GEMM_R4(T, VT, LEN, NV)                                          \
+#define FASTBP_GEMM_R4(T, S, VT, W, LEN, NV)                                    \
     for (; j0 + (NV) * (LEN) <= n; j0 += (NV) * (LEN)) {                        \
         VT x[4][NV], u[NV];                                                     \
         Py_ssize_t q, v;                                                        \
@@ -205,10 +274,12 @@
             const T *bp = b + p * ldb + j0;                                     \
             for (v = 0; v < (NV); v++)                                          \
                 memcpy(&u[v], bp + v * (LEN), sizeof(VT));                      \
+            _Pragma("GCC unroll 4")                                             \
             for (q = 0; q < 4; q++) {                                           \
                 const T aq = a[(i + q) * ars + p * acs];                        \
+                _Pragma("GCC unroll 2")                                         \
                 for (v = 0; v < (NV); v++)                                      \
-                    x[q][v] = x[q][v] + aq * u[v];                              \
+                    FASTBP_VFMA(S, W, x[q][v], aq, u[v]);                       \
             }                                                                   \
         }                                                                       \
         for (q = 0; q < 4; q++)                                                 \
@@ -217,12 +288,12 @@
     }
 
 /* Row i by one vector of type VT (LEN lanes) from column j0. */
-#define FASTBP_GEMM_R1(T, VT, LEN)                                              \
+#define FASTBP_GEMM_R1(T, S, VT, W, LEN)                                        \
     for (; j0 + (LEN) <= n; j0 += (LEN)) {                                      \
         VT x0 = {0}, u;                                                         \
         for (p = 0; p < k; p++) {                                               \
             memcpy(&u, b + p * ldb + j0, sizeof(VT));                           \
-            x0 = x0 + a[i * ars + p * acs] * u;                                 \
+            FASTBP_VFMA(S, W, x0, a[i * ars + p * acs], u);                     \
         }                                                                       \
         memcpy(c + i * ldc + j0, &x0, sizeof(VT));                              \
     }
@@ -234,7 +305,7 @@
    stays lane by lane). The lanes are then added pairwise in a fixed tree,
    and the terms past the last full vector one by one after it. */
 #define FASTBP_DOT_LANES(T) ((Py_ssize_t) (64 / sizeof(T)))
-#define FASTBP_DOT4(T, i0)                                                      \
+#define FASTBP_DOT4(T, S, i0)                                                   \
     {                                                                           \
         typedef T V64 __attribute__((vector_size(64)));                         \
         const Py_ssize_t P = FASTBP_DOT_LANES(T), kend = k - k % P;             \
@@ -247,7 +318,7 @@
             memcpy(&w, b + p, sizeof(V64));                                     \
             for (q = 0; q < 4; q++) {                                           \
                 memcpy(&u, a + ((i0) + q) * ars + p, sizeof(V64));              \
-                acc[q] = acc[q] + u * w;                                        \
+                FASTBP_VFMA_VV(S, 64, acc[q], u, w);                            \
             }                                                                   \
         }                                                                       \
         for (q = 0; q < 4; q++) {                                               \
@@ -258,13 +329,13 @@
                     lanes[t] = lanes[2 * t] + lanes[2 * t + 1];                 \
             sum = lanes[0];                                                     \
             for (p = kend; p < k; p++)                                          \
-                sum = sum + a[((i0) + q) * ars + p] * b[p];                     \
+                sum = FASTBP_FMA(T, a[((i0) + q) * ars + p], b[p], sum);        \
             c[((i0) + q) * ldc] = sum;                                          \
         }                                                                       \
     }
 
-#define FASTBP_GEMM_BLOCKS(T)                                                   \
-    typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                   \
+#define FASTBP_GEMM_BLOCKS(T, S)                                                \
+    typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                    \
     typedef T V16 __attribute__((vector_size(16)));                             \
     const Py_ssize_t L = FASTBP_VBYTES / sizeof(T), L16 = 16 / sizeof(T);       \
     if (n == 1 && ars == 1) {                                                   \
@@ -275,8 +346,8 @@
                 const T bp = b[p * ldb];                                        \
                 memcpy(&u0, a + i + p * acs, sizeof(V));                        \
                 memcpy(&u1, a + i + L + p * acs, sizeof(V));                    \
-                x0 = x0 + u0 * bp;                                              \
-                x1 = x1 + u1 * bp;                                              \
+                FASTBP_VFMA(S, w, x0, bp, u0);                                  \
+                FASTBP_VFMA(S, w, x1, bp, u1);                                  \
             }                                                                   \
             if (ldc == 1) {                                                     \
                 memcpy(c + i, &x0, sizeof(V));                                  \
@@ -294,21 +365,21 @@
             Py_ssize_t t;                                                       \
             for (p = 0; p < k; p++) {                                           \
                 memcpy(&u0, a + i + p * acs, sizeof(V16));                      \
-                x0 = x0 + u0 * b[p * ldb];                                      \
+                FASTBP_VFMA(S, 16, x0, b[p * ldb], u0);                         \
             }                                                                   \
             for (t = 0; t < L16; t++)                                           \
                 c[(i + t) * ldc] = x0[t];                                       \
         }                                                                       \
     }                                                                           \
     if (n == 1 && acs == 1 && ldb == 1 && k >= FASTBP_DOT_LANES(T)) {           \
-        /* A single column over contiguous rows (the output unit's forward    \
+        /* A single column over contiguous rows (the output unit's forward      \
            product): dot products, FASTBP_DOT_LANES(T) partial sums each.   */  \
         for (; i + 4 <= m; i += 4) {                                            \
-            FASTBP_DOT4(T, i)                                                   \
+            FASTBP_DOT4(T, S, i)                                                \
         }                                                                       \
     }                                                                           \
     if (n == 1) {                                                               \
-        /* A single column (the output unit's forward product): eight rows   \
+        /* A single column (the output unit's forward product): eight rows      \
            at a time, as eight independent sums. */                             \
         for (; i + 8 <= m; i += 8) {                                            \
             T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                  \
@@ -316,7 +387,7 @@
             for (p = 0; p < k; p++) {                                           \
                 const T bp = b[p * ldb];                                        \
                 for (q = 0; q < 8; q++)                                         \
-                    s[q] = s[q] + a[(i + q) * ars + p * acs] * bp;              \
+                    s[q] = FASTBP_FMA(T, a[(i + q) * ars + p * acs], bp, s[q]); \
             }                                                                   \
             for (q = 0; q < 8; q++)                                             \
                 c[(i + q) * ldc] = s[q];                                        \
@@ -324,23 +395,23 @@
     }                                                                           \
     for (; i + 4 <= m; i += 4) {                                                \
         j0 = 0;                                                                 \
-        FASTBP_GEMM_R4(T, V, L, 2)                                              \
-        FASTBP_GEMM_R4(T, V, L, 1)                                              \
+        FASTBP_GEMM_R4(T, S, V, w, L, 2)                                        \
+        FASTBP_GEMM_R4(T, S, V, w, L, 1)                                        \
         if (L16 < L) {                                                          \
-            FASTBP_GEMM_R4(T, V16, L16, 1)                                      \
+            FASTBP_GEMM_R4(T, S, V16, 16, L16, 1)                               \
         }                                                                       \
         FASTBP_GEMM_TAIL(T, i, 4, j0)                                           \
     }                                                                           \
     for (; i < m; i++) {                                                        \
         j0 = 0;                                                                 \
-        FASTBP_GEMM_R1(T, V, L)                                                 \
+        FASTBP_GEMM_R1(T, S, V, w, L)                                           \
         if (L16 < L) {                                                          \
-            FASTBP_GEMM_R1(T, V16, L16)                                         \
+            FASTBP_GEMM_R1(T, S, V16, 16, L16)                                  \
         }                                                                       \
         FASTBP_GEMM_TAIL(T, i, 1, j0)                                           \
     }
 #else
-#define FASTBP_GEMM_BLOCKS(T)
+#define FASTBP_GEMM_BLOCKS(T, S)
 #endif
 
 /* Rows [i0, i0 + rows), columns [j_from, n), on scalars: four rows at a
@@ -353,10 +424,10 @@
                 T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                               \
                 for (p = 0; p < k; p++) {                                       \
                     const T bj = b[p * ldb + j];                                \
-                    s0 = s0 + a[q * ars + p * acs] * bj;                        \
-                    s1 = s1 + a[(q + 1) * ars + p * acs] * bj;                  \
-                    s2 = s2 + a[(q + 2) * ars + p * acs] * bj;                  \
-                    s3 = s3 + a[(q + 3) * ars + p * acs] * bj;                  \
+                    s0 = FASTBP_FMA(T, a[q * ars + p * acs], bj, s0);           \
+                    s1 = FASTBP_FMA(T, a[(q + 1) * ars + p * acs], bj, s1);     \
+                    s2 = FASTBP_FMA(T, a[(q + 2) * ars + p * acs], bj, s2);     \
+                    s3 = FASTBP_FMA(T, a[(q + 3) * ars + p * acs], bj, s3);     \
                 }                                                               \
                 c[q * ldc + j] = s0;                                            \
                 c[(q + 1) * ldc + j] = s1;                                      \
@@ -367,21 +438,21 @@
                 for (t = q; t < (i0) + (rows); t++) {                           \
                     T acc = 0;                                                  \
                     for (p = 0; p < k; p++)                                     \
-                        acc = acc + a[t * ars + p * acs] * b[p * ldb + j];      \
+                        acc = FASTBP_FMA(T, a[t * ars + p * acs], b[p * ldb + j], acc); \
                     c[t * ldc + j] = acc;                                       \
                 }                                                               \
             }                                                                   \
         }                                                                       \
     }
 
-#define FASTBP_GEMM(T, name)                                                    \
+#define FASTBP_GEMM(T, S, name)                                                 \
     FASTBP_TARGET static void FASTBP_NAME(name)(                                \
         Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const T *restrict a,          \
         Py_ssize_t ars, Py_ssize_t acs, const T *restrict b, Py_ssize_t ldb,    \
         T *restrict c, Py_ssize_t ldc)                                          \
     {                                                                           \
         Py_ssize_t i = 0, j0 = 0, j, p, r;                                      \
-        FASTBP_GEMM_BLOCKS(T)                                                   \
+        FASTBP_GEMM_BLOCKS(T, S)                                                \
         FASTBP_GEMM_TAIL(T, i, m - i, 0)                                        \
     }
 
@@ -738,13 +809,13 @@ FASTBP_TANH(float, s, fastbp_tanh_s)
         const T slope = (T) param, one = 1;                                     \
         const T c2 = (T) (2 * FASTBP_GELU_C);                                   \
         const T k3 = (T) (3 * FASTBP_GELU_K), half = (T) 0.5;                   \
-        /* sigmoid(z) and gelu's sigmoid(2u) round to 1/2 below it */          \
+        /* sigmoid(z) and gelu's sigmoid(2u) round to 1/2 below it */           \
         const T tiny = sizeof(T) == 4 ? (T) 1e-9 : (T) 1e-20;                   \
         const T sl = (T) FASTBP_SELU_SCALE;                                     \
         const T sa = (T) (FASTBP_SELU_SCALE * FASTBP_SELU_ALPHA);               \
         switch (kind) {                                                         \
         case FASTBP_EW_RELU:                                                    \
-            /* a is never negative; a NaN unit keeps its delta, as in          \
+            /* a is never negative; a NaN unit keeps its delta, as in           \
                scikit-learn */                                                  \
             for (i = 0; i < size; i++)                                          \
                 delta[i] = a[i] == 0 ? (T) 0 : delta[i];                        \
@@ -759,11 +830,11 @@ FASTBP_TANH(float, s, fastbp_tanh_s)
             for (i = 0; i < size; i++)                                          \
                 delta[i] = delta[i] * a[i] * (one - a[i]);                      \
             break;                                                              \
-        case FASTBP_EW_LEAKY_RELU: /* slope >= 0: a has z's sign */            \
+        case FASTBP_EW_LEAKY_RELU: /* slope >= 0: a has z's sign */             \
             for (i = 0; i < size; i++)                                          \
                 delta[i] = a[i] > 0 ? delta[i] : delta[i] * slope;              \
             break;                                                              \
-        case FASTBP_EW_ELU: /* exp(z) = a + 1 for z <= 0 */                    \
+        case FASTBP_EW_ELU: /* exp(z) = a + 1 for z <= 0 */                     \
             for (i = 0; i < size; i++)                                          \
                 delta[i] = a[i] > 0 ? delta[i] : delta[i] * (a[i] + 1);         \
             break;                                                              \
@@ -778,10 +849,10 @@ FASTBP_TANH(float, s, fastbp_tanh_s)
                     * FASTBP_NAME(FASTBP_CAT(fastbp_expm1, X))(-a[i]);          \
             break;                                                              \
         case FASTBP_EW_GELU:                                                    \
-            /* with s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z); s is    \
+            /* with s = sigmoid(2u): d/dz [z s] = s + z s (1 - s) 2 u'(z); s is \
                a / z, the forward pass's sigmoid to an ulp or two (no second    \
                exp), and 1/2 where z is too small to divide by (there it is     \
-               1/2 to rounding). */                                            \
+               1/2 to rounding). */                                             \
             for (i = 0; i < size; i++) {                                        \
                 const T v = pre[i];                                             \
                 const T q = a[i] / v;                                           \
@@ -862,8 +933,8 @@ FASTBP_DROP(float, fastbp_drop_s)
 FASTBP_DROP_GRAD(double, fastbp_drop_grad_d)
 FASTBP_DROP_GRAD(float, fastbp_drop_grad_s)
 
-FASTBP_GEMM(double, fastbp_gemm_d)
-FASTBP_GEMM(float, fastbp_gemm_s)
+FASTBP_GEMM(double, d, fastbp_gemm_d)
+FASTBP_GEMM(float, s, fastbp_gemm_s)
 FASTBP_ADAM(double, sqrt, fastbp_adam_d)
 FASTBP_ADAM(float, sqrtf, fastbp_adam_s)
 FASTBP_SGD(double, fastbp_sgd_d)
@@ -874,6 +945,8 @@ FASTBP_COLUMN_SUMS(double, fastbp_colsum_d)
 FASTBP_COLUMN_SUMS(float, fastbp_colsum_s)
 FASTBP_OUTER(double, fastbp_outer_d)
 FASTBP_OUTER(float, fastbp_outer_s)
+FASTBP_TRANSPOSE(double, fastbp_transpose_d)
+FASTBP_TRANSPOSE(float, fastbp_transpose_s)
 
 #undef FASTBP_ADAM
 #undef FASTBP_ADAM_LOOP
@@ -881,6 +954,7 @@ FASTBP_OUTER(float, fastbp_outer_s)
 #undef FASTBP_SUM_SQUARES
 #undef FASTBP_COLUMN_SUMS
 #undef FASTBP_OUTER
+#undef FASTBP_TRANSPOSE
 #undef FASTBP_GEMM_R4
 #undef FASTBP_GEMM_R1
 #undef FASTBP_DOT4
@@ -888,6 +962,10 @@ FASTBP_OUTER(float, fastbp_outer_s)
 #undef FASTBP_GEMM
 #undef FASTBP_GEMM_BLOCKS
 #undef FASTBP_GEMM_TAIL
+#undef FASTBP_FMA
+#undef FASTBP_VFMA
+#undef FASTBP_VFMA_VV
+#undef FASTBP_VFMA_FNS
 #undef FASTBP_MATH
 #undef FASTBP_ACT_LOOP
 #undef FASTBP_TANH_SOFTPLUS
