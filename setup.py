@@ -92,8 +92,9 @@ class BuildExt(build_ext):
             # the element-wise loops of _simd_kernels.h vectorize. Values are
             # unchanged (it is not -ffast-math: IEEE rounding, NaN and inf hold).
             opt.append("-fno-trapping-math")
-            # No fused multiply-add anywhere: the per-instruction-set copies of
+            # No implicit fused multiply-add: the per-instruction-set copies of
             # the loops (_simd.h) must give bitwise the results of the baseline.
+            # (The small products fuse theirs explicitly, alike in every copy.)
             opt.append("-ffp-contract=off")
         cflags, ldflags = _openmp_flags(self.compiler)
         for ext in self.extensions:

@@ -240,6 +240,18 @@
             x[l] = FASTBP_FMA(T, s, u[l], x[l]);                                \
         return x;                                                               \
     }                                                                           \
+    typedef T FASTBP_NAME(fastbp_u##TAG)                                        \
+        __attribute__((vector_size(BYTES), aligned(sizeof(T)), may_alias));     \
+    FASTBP_TARGET static inline FASTBP_NAME(fastbp_v##TAG)                      \
+        FASTBP_NAME(fastbp_fmap_##TAG)(FASTBP_NAME(fastbp_v##TAG) x, T s,       \
+                                       const T *ptr)                            \
+    {                                                                           \
+        FASTBP_NAME(fastbp_v##TAG) u = *(const FASTBP_NAME(fastbp_u##TAG) *) ptr; \
+        Py_ssize_t l;                                                           \
+        for (l = 0; l < (Py_ssize_t) (BYTES / sizeof(T)); l++)                  \
+            x[l] = FASTBP_FMA(T, s, u[l], x[l]);                                \
+        return x;                                                               \
+    }                                                                           \
     FASTBP_TARGET static inline FASTBP_NAME(fastbp_v##TAG)                      \
         FASTBP_NAME(fastbp_fmav_##TAG)(FASTBP_NAME(fastbp_v##TAG) x,            \
                                        FASTBP_NAME(fastbp_v##TAG) w,            \
@@ -258,6 +270,9 @@ FASTBP_VFMA_FNS(float, s16, 16)
 FASTBP_VFMA_FNS(float, s64, 64)
 #define FASTBP_VFMA(S, W, acc, s, u)                                            \
     (acc) = FASTBP_NAME(fastbp_fma_##S##W)((acc), (s), (u))
+/* acc = fma(s, the vector at T pointer ptr (any alignment), acc). */
+#define FASTBP_VFMA_P(S, W, acc, s, ptr)                                        \
+    (acc) = FASTBP_NAME(fastbp_fmap_##S##W)((acc), (s), (ptr))
 #define FASTBP_VFMA_VV(S, W, acc, w, u)                                         \
     (acc) = FASTBP_NAME(fastbp_fmav_##S##W)((acc), (w), (u))
 #endif
@@ -298,30 +313,54 @@ FASTBP_VFMA_FNS(float, s64, 64)
         memcpy(c + i * ldc + j0, &x0, sizeof(VT));                              \
     }
 
-/* Dot products of rows i..i+3 of a (contiguous) with the column b
+/* Rows [i, i + NV * LEN) of a single-column product whose op(a) runs down
+   contiguous rows: NV vectors of type VT (LEN lanes each). */
+#define FASTBP_DOWN_ROWS(T, S, VT, W, LEN, NV)                                  \
+    for (; i + (NV) * (LEN) <= m; i += (NV) * (LEN)) {                          \
+        VT x[NV];                                                               \
+        Py_ssize_t v, t;                                                        \
+        for (v = 0; v < (NV); v++)                                              \
+            x[v] = (VT) {0};                                                    \
+        for (p = 0; p < k; p++) {                                               \
+            const T bp = b[p * ldb];                                            \
+            _Pragma("GCC unroll 4")                                             \
+            for (v = 0; v < (NV); v++) {                                        \
+                FASTBP_VFMA_P(S, W, x[v], bp, a + i + v * (LEN) + p * acs);     \
+            }                                                                   \
+        }                                                                       \
+        for (v = 0; v < (NV); v++) {                                            \
+            T lanes_[LEN];                                                      \
+            memcpy(lanes_, &x[v], sizeof(VT));                                  \
+            for (t = 0; t < (LEN); t++)                                         \
+                c[(i + v * (LEN) + t) * ldc] = lanes_[t];                       \
+        }                                                                       \
+    }
+
+/* Dot products of rows i..i+R-1 of a (contiguous) with the column b
    (contiguous): each is split into FASTBP_DOT_LANES(T) partial sums, lane t
    taking the terms p = t mod lanes in order, which one 64-byte vector holds
    at every target (GCC splits it into the target's registers; the arithmetic
    stays lane by lane). The lanes are then added pairwise in a fixed tree,
    and the terms past the last full vector one by one after it. */
 #define FASTBP_DOT_LANES(T) ((Py_ssize_t) (64 / sizeof(T)))
-#define FASTBP_DOT4(T, S, i0)                                                   \
+#define FASTBP_DOT(T, S, i0, R)                                                 \
     {                                                                           \
         typedef T V64 __attribute__((vector_size(64)));                         \
         const Py_ssize_t P = FASTBP_DOT_LANES(T), kend = k - k % P;             \
-        V64 acc[4], u, w;                                                       \
+        V64 acc[R], u, w;                                                       \
         T lanes[64 / sizeof(T)];                                                \
         Py_ssize_t q, h, t;                                                     \
-        for (q = 0; q < 4; q++)                                                 \
+        for (q = 0; q < (R); q++)                                               \
             acc[q] = (V64) {0};                                                 \
         for (p = 0; p < kend; p += P) {                                         \
-            memcpy(&w, b + p, sizeof(V64));                                     \
-            for (q = 0; q < 4; q++) {                                           \
-                memcpy(&u, a + ((i0) + q) * ars + p, sizeof(V64));              \
+            w = *(const FASTBP_NAME(fastbp_u##S##64) *) (b + p);                \
+            _Pragma("GCC unroll 8")                                             \
+            for (q = 0; q < (R); q++) {                                         \
+                u = *(const FASTBP_NAME(fastbp_u##S##64) *) (a + ((i0) + q) * ars + p); \
                 FASTBP_VFMA_VV(S, 64, acc[q], u, w);                            \
             }                                                                   \
         }                                                                       \
-        for (q = 0; q < 4; q++) {                                               \
+        for (q = 0; q < (R); q++) {                                             \
             T sum;                                                              \
             memcpy(lanes, &acc[q], sizeof(V64));                                \
             for (h = P / 2; h >= 1; h /= 2)                                     \
@@ -339,43 +378,23 @@ FASTBP_VFMA_FNS(float, s64, 64)
     typedef T V16 __attribute__((vector_size(16)));                             \
     const Py_ssize_t L = FASTBP_VBYTES / sizeof(T), L16 = 16 / sizeof(T);       \
     if (n == 1 && ars == 1) {                                                   \
-        /* c[i] = sum_p a[i + p acs] b[p ldb]: vectors down the rows. */        \
-        for (; i + 2 * L <= m; i += 2 * L) {                                    \
-            V x0 = {0}, x1 = {0}, u0, u1;                                       \
-            for (p = 0; p < k; p++) {                                           \
-                const T bp = b[p * ldb];                                        \
-                memcpy(&u0, a + i + p * acs, sizeof(V));                        \
-                memcpy(&u1, a + i + L + p * acs, sizeof(V));                    \
-                FASTBP_VFMA(S, w, x0, bp, u0);                                  \
-                FASTBP_VFMA(S, w, x1, bp, u1);                                  \
-            }                                                                   \
-            if (ldc == 1) {                                                     \
-                memcpy(c + i, &x0, sizeof(V));                                  \
-                memcpy(c + i + L, &x1, sizeof(V));                              \
-            } else {                                                            \
-                Py_ssize_t t;                                                   \
-                for (t = 0; t < L; t++) {                                       \
-                    c[(i + t) * ldc] = x0[t];                                   \
-                    c[(i + L + t) * ldc] = x1[t];                               \
-                }                                                               \
-            }                                                                   \
-        }                                                                       \
-        for (; i + L16 <= m; i += L16) {                                        \
-            V16 x0 = {0}, u0;                                                   \
-            Py_ssize_t t;                                                       \
-            for (p = 0; p < k; p++) {                                           \
-                memcpy(&u0, a + i + p * acs, sizeof(V16));                      \
-                FASTBP_VFMA(S, 16, x0, b[p * ldb], u0);                         \
-            }                                                                   \
-            for (t = 0; t < L16; t++)                                           \
-                c[(i + t) * ldc] = x0[t];                                       \
-        }                                                                       \
+        /* c[i] = sum_p a[i + p acs] b[p ldb]: vectors down the rows, up to     \
+           four at a time (independent chains of fused multiply-adds). */       \
+        FASTBP_DOWN_ROWS(T, S, V, w, L, 4)                                      \
+        FASTBP_DOWN_ROWS(T, S, V, w, L, 2)                                      \
+        FASTBP_DOWN_ROWS(T, S, V, w, L, 1)                                      \
+        FASTBP_DOWN_ROWS(T, S, V16, 16, L16, 4)                                 \
+        FASTBP_DOWN_ROWS(T, S, V16, 16, L16, 2)                                 \
+        FASTBP_DOWN_ROWS(T, S, V16, 16, L16, 1)                                 \
     }                                                                           \
     if (n == 1 && acs == 1 && ldb == 1 && k >= FASTBP_DOT_LANES(T)) {           \
         /* A single column over contiguous rows (the output unit's forward      \
            product): dot products, FASTBP_DOT_LANES(T) partial sums each.   */  \
+        for (; i + 8 <= m; i += 8) {                                            \
+            FASTBP_DOT(T, S, i, 8)                                              \
+        }                                                                       \
         for (; i + 4 <= m; i += 4) {                                            \
-            FASTBP_DOT4(T, S, i)                                                \
+            FASTBP_DOT(T, S, i, 4)                                              \
         }                                                                       \
     }                                                                           \
     if (n == 1) {                                                               \
@@ -957,7 +976,8 @@ FASTBP_TRANSPOSE(float, fastbp_transpose_s)
 #undef FASTBP_TRANSPOSE
 #undef FASTBP_GEMM_R4
 #undef FASTBP_GEMM_R1
-#undef FASTBP_DOT4
+#undef FASTBP_DOT
+#undef FASTBP_DOWN_ROWS
 #undef FASTBP_DOT_LANES
 #undef FASTBP_GEMM
 #undef FASTBP_GEMM_BLOCKS
@@ -965,6 +985,7 @@ FASTBP_TRANSPOSE(float, fastbp_transpose_s)
 #undef FASTBP_FMA
 #undef FASTBP_VFMA
 #undef FASTBP_VFMA_VV
+#undef FASTBP_VFMA_P
 #undef FASTBP_VFMA_FNS
 #undef FASTBP_MATH
 #undef FASTBP_ACT_LOOP
