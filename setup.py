@@ -103,7 +103,11 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-extensions = [Extension("fastbp._core", ["src/fastbp/_core.pyx"])]
+# The C headers and the included .pxi are compiled into _core: a change to any
+# of them must rebuild it (an editable install would keep the old build).
+extensions = [Extension("fastbp._core", ["src/fastbp/_core.pyx"],
+                        depends=["src/fastbp/_simd.h", "src/fastbp/_simd_kernels.h",
+                                 "src/fastbp/_epochs.pxi"])]
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives),
