@@ -277,27 +277,27 @@ FASTBP_VFMA_FNS(float, s64, 64)
     (acc) = FASTBP_NAME(fastbp_fmav_##S##W)((acc), (w), (u))
 #endif
 #if defined(__GNUC__)
-/* Rows [i, i + 4) by NV vectors of type VT (LEN lanes each) from column j0. */
-#define FASTBP_GEMM_R4(T, S, VT, W, LEN, NV)                                    \
+/* Rows [i, i + RB) by NV vectors of type VT (LEN lanes each) from column j0. */
+#define FASTBP_GEMM_RB(T, S, VT, W, LEN, NV, RB)                                \
     for (; j0 + (NV) * (LEN) <= n; j0 += (NV) * (LEN)) {                        \
-        VT x[4][NV], u[NV];                                                     \
+        VT x[RB][NV], u[NV];                                                    \
         Py_ssize_t q, v;                                                        \
-        for (q = 0; q < 4; q++)                                                 \
+        for (q = 0; q < (RB); q++)                                                 \
             for (v = 0; v < (NV); v++)                                          \
                 x[q][v] = (VT) {0};                                             \
         for (p = 0; p < k; p++) {                                               \
             const T *bp = b + p * ldb + j0;                                     \
             for (v = 0; v < (NV); v++)                                          \
                 memcpy(&u[v], bp + v * (LEN), sizeof(VT));                      \
-            _Pragma("GCC unroll 4")                                             \
-            for (q = 0; q < 4; q++) {                                           \
+            _Pragma("GCC unroll 8")                                             \
+            for (q = 0; q < (RB); q++) {                                           \
                 const T aq = a[(i + q) * ars + p * acs];                        \
                 _Pragma("GCC unroll 2")                                         \
                 for (v = 0; v < (NV); v++)                                      \
                     FASTBP_VFMA(S, W, x[q][v], aq, u[v]);                       \
             }                                                                   \
         }                                                                       \
-        for (q = 0; q < 4; q++)                                                 \
+        for (q = 0; q < (RB); q++)                                                 \
             for (v = 0; v < (NV); v++)                                          \
                 memcpy(c + (i + q) * ldc + j0 + v * (LEN), &x[q][v], sizeof(VT)); \
     }
@@ -338,41 +338,66 @@ FASTBP_VFMA_FNS(float, s64, 64)
 
 /* Dot products of rows i..i+R-1 of a (contiguous) with the column b
    (contiguous): each is split into FASTBP_DOT_LANES(T) partial sums, lane t
-   taking the terms p = t mod lanes in order, which one 64-byte vector holds
-   at every target (GCC splits it into the target's registers; the arithmetic
-   stays lane by lane). The lanes are then added pairwise in a fixed tree,
-   and the terms past the last full vector one by one after it. */
+   taking the terms p = t mod lanes in order: 64 bytes of lanes, held in
+   G = 64 / FASTBP_VBYTES vectors of the target's width (lane t in vector
+   t / L), so that every target does the same arithmetic lane by lane. The
+   lanes are then added pairwise in a fixed tree, and the terms past the last
+   whole 64 bytes fused on one by one after it. */
 #define FASTBP_DOT_LANES(T) ((Py_ssize_t) (64 / sizeof(T)))
 #define FASTBP_DOT(T, S, i0, R)                                                 \
     {                                                                           \
-        typedef T V64 __attribute__((vector_size(64)));                         \
+        typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                \
+        typedef FASTBP_NAME(fastbp_u##S##w) U;                                  \
+        enum { G = 64 / FASTBP_VBYTES };                                        \
         const Py_ssize_t P = FASTBP_DOT_LANES(T), kend = k - k % P;             \
-        V64 acc[R], u, w;                                                       \
-        T lanes[64 / sizeof(T)];                                                \
-        Py_ssize_t q, h, t;                                                     \
+        const Py_ssize_t L = FASTBP_VBYTES / sizeof(T);                         \
+        V acc[R][G], w[G], u;                                                   \
+        T lanes[FASTBP_VBYTES / sizeof(T)], part[G];                            \
+        Py_ssize_t q, g, h, t;                                                  \
         for (q = 0; q < (R); q++)                                               \
-            acc[q] = (V64) {0};                                                 \
+            for (g = 0; g < G; g++)                                             \
+                acc[q][g] = (V) {0};                                            \
         for (p = 0; p < kend; p += P) {                                         \
-            w = *(const FASTBP_NAME(fastbp_u##S##64) *) (b + p);                \
+            for (g = 0; g < G; g++)                                             \
+                w[g] = *(const U *) (b + p + g * L);                            \
             _Pragma("GCC unroll 8")                                             \
             for (q = 0; q < (R); q++) {                                         \
-                u = *(const FASTBP_NAME(fastbp_u##S##64) *) (a + ((i0) + q) * ars + p); \
-                FASTBP_VFMA_VV(S, 64, acc[q], u, w);                            \
+                _Pragma("GCC unroll 4")                                         \
+                for (g = 0; g < G; g++) {                                       \
+                    u = *(const U *) (a + ((i0) + q) * ars + p + g * L);        \
+                    FASTBP_VFMA_VV(S, w, acc[q][g], u, w[g]);                   \
+                }                                                               \
             }                                                                   \
         }                                                                       \
         for (q = 0; q < (R); q++) {                                             \
             T sum;                                                              \
-            memcpy(lanes, &acc[q], sizeof(V64));                                \
-            for (h = P / 2; h >= 1; h /= 2)                                     \
+            /* The tree over all P lanes is the tree over each vector's L   \
+               lanes, then over the G vectors' sums. */                      \
+            for (g = 0; g < G; g++) {                                           \
+                memcpy(lanes, &acc[q][g], sizeof(V));                           \
+                for (h = L / 2; h >= 1; h /= 2)                                 \
+                    for (t = 0; t < h; t++)                                     \
+                        lanes[t] = lanes[2 * t] + lanes[2 * t + 1];             \
+                part[g] = lanes[0];                                             \
+            }                                                                   \
+            for (h = G / 2; h >= 1; h /= 2)                                     \
                 for (t = 0; t < h; t++)                                         \
-                    lanes[t] = lanes[2 * t] + lanes[2 * t + 1];                 \
-            sum = lanes[0];                                                     \
+                    part[t] = part[2 * t] + part[2 * t + 1];                    \
+            sum = part[0];                                                      \
             for (p = kend; p < k; p++)                                          \
                 sum = FASTBP_FMA(T, a[((i0) + q) * ars + p], b[p], sum);        \
             c[((i0) + q) * ldc] = sum;                                          \
         }                                                                       \
     }
 
+/* Rows per register block: 6 with AVX2's 16 vector registers (12 running
+   sums of 2 x 4 columns: enough independent fused multiply-adds in flight),
+   4 elsewhere. Each entry's sum is the same whichever block computes it. */
+#if FASTBP_VBYTES == 32
+#define FASTBP_GEMM_ROWS 6
+#else
+#define FASTBP_GEMM_ROWS 4
+#endif
 #define FASTBP_GEMM_BLOCKS(T, S)                                                \
     typedef T V __attribute__((vector_size(FASTBP_VBYTES)));                    \
     typedef T V16 __attribute__((vector_size(16)));                             \
@@ -390,7 +415,7 @@ FASTBP_VFMA_FNS(float, s64, 64)
     if (n == 1 && acs == 1 && ldb == 1 && k >= FASTBP_DOT_LANES(T)) {           \
         /* A single column over contiguous rows (the output unit's forward      \
            product): dot products, FASTBP_DOT_LANES(T) partial sums each.   */  \
-        for (; i + 8 <= m; i += 8) {                                            \
+        for (; FASTBP_VBYTES == 64 && i + 8 <= m; i += 8) {                     \
             FASTBP_DOT(T, S, i, 8)                                              \
         }                                                                       \
         for (; i + 4 <= m; i += 4) {                                            \
@@ -412,12 +437,22 @@ FASTBP_VFMA_FNS(float, s64, 64)
                 c[(i + q) * ldc] = s[q];                                        \
         }                                                                       \
     }                                                                           \
+    for (; FASTBP_GEMM_ROWS > 4 && i + FASTBP_GEMM_ROWS <= m;                  \
+         i += FASTBP_GEMM_ROWS) {                                               \
+        j0 = 0;                                                                 \
+        FASTBP_GEMM_RB(T, S, V, w, L, 2, FASTBP_GEMM_ROWS)                      \
+        FASTBP_GEMM_RB(T, S, V, w, L, 1, FASTBP_GEMM_ROWS)                      \
+        if (L16 < L) {                                                          \
+            FASTBP_GEMM_RB(T, S, V16, 16, L16, 1, FASTBP_GEMM_ROWS)             \
+        }                                                                       \
+        FASTBP_GEMM_TAIL(T, i, FASTBP_GEMM_ROWS, j0)                            \
+    }                                                                           \
     for (; i + 4 <= m; i += 4) {                                                \
         j0 = 0;                                                                 \
-        FASTBP_GEMM_R4(T, S, V, w, L, 2)                                        \
-        FASTBP_GEMM_R4(T, S, V, w, L, 1)                                        \
+        FASTBP_GEMM_RB(T, S, V, w, L, 2, 4)                                     \
+        FASTBP_GEMM_RB(T, S, V, w, L, 1, 4)                                     \
         if (L16 < L) {                                                          \
-            FASTBP_GEMM_R4(T, S, V16, 16, L16, 1)                               \
+            FASTBP_GEMM_RB(T, S, V16, 16, L16, 1, 4)                            \
         }                                                                       \
         FASTBP_GEMM_TAIL(T, i, 4, j0)                                           \
     }                                                                           \
@@ -974,7 +1009,8 @@ FASTBP_TRANSPOSE(float, fastbp_transpose_s)
 #undef FASTBP_COLUMN_SUMS
 #undef FASTBP_OUTER
 #undef FASTBP_TRANSPOSE
-#undef FASTBP_GEMM_R4
+#undef FASTBP_GEMM_RB
+#undef FASTBP_GEMM_ROWS
 #undef FASTBP_GEMM_R1
 #undef FASTBP_DOT
 #undef FASTBP_DOWN_ROWS
