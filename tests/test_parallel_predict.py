@@ -59,3 +59,39 @@ def test_predict_split_rule():
     assert _threads.predict_split(units, _threads.PIN_PREDICT_ROWS - 1) == 1
     many = _threads.predict_split(units, 1_000_000)
     assert many == max(1, min(_core.max_threads(), 1_000_000 // 1024 // 2))
+    # An n_jobs budget caps the threads, and rows still decide below it.
+    assert _threads.predict_split(units, 1_000_000, 3) == 3
+    assert _threads.predict_split(units, 1_000_000, 1) == 1
+    assert _threads.predict_split(units, 3 * 1024, 8) == 1
+
+
+@pytest.mark.skipif(not _core.OPENMP, reason="a serial build has no threads")
+@pytest.mark.parametrize("estimator", ["regressor", "classifier"])
+def test_n_jobs_shares_the_row_blocks(estimator, monkeypatch):
+    # An explicit n_jobs runs the blocks on that many OpenMP threads (it used
+    # to leave them to one thread and BLAS): the outputs stay bitwise those of
+    # one thread and of the automatic choice.
+    from fastbp import BPClassifier, BPRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((6000, 8))
+    y = X[:, 0] > 0 if estimator == "classifier" else X[:, 0]
+    cls = BPClassifier if estimator == "classifier" else BPRegressor
+    model = cls(hidden_layer_sizes=(40,), max_iter=2, random_state=0).fit(X[:500], y[:500])
+    used = []
+    real = _core.predict
+
+    def spy(*args, **kwargs):
+        used.append(args[7] if len(args) > 7 else kwargs.get("n_threads", 1))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "predict", spy)
+    outs = {}
+    for n_jobs in (None, 1, 2):
+        model.set_params(n_jobs=n_jobs)
+        outs[n_jobs] = (model.predict_proba(X) if estimator == "classifier"
+                        else model.predict(X))
+    for out in outs.values():
+        np.testing.assert_array_equal(out, outs[1])
+    assert used[1] == 1
+    assert used[2] == 2

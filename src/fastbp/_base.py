@@ -614,8 +614,12 @@ class BaseBP(CallbackSupport, BaseEstimator, metaclass=ABCMeta):
             n_threads = predict_split(units, X.shape[0])
             threads = predict_threads(units, X.shape[0], n_threads)
         else:
-            n_threads = 1
-            threads = blas_threads(resolve_n_jobs(n_jobs))
+            # The same with n_jobs threads; few rows: BLAS on n_jobs threads.
+            # The blocks do not depend on the threads, nor do the outputs.
+            n_jobs = resolve_n_jobs(n_jobs)
+            n_threads = predict_split(units, X.shape[0], n_jobs)
+            threads = (predict_threads(units, X.shape[0], n_threads) if n_threads > 1
+                       else blas_threads(n_jobs))
         with threads:
             _core.predict(
                 rows,

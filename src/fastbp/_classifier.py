@@ -194,8 +194,10 @@ default='glorot_uniform'
         Threads for the time of ``fit`` and ``predict`` only. None keeps the
         automatic choice (one thread for small networks, OpenMP's threads for
         large ones). An int fixes it: stochastic solvers split each minibatch
-        over ``n_jobs`` threads with BLAS on one thread; L-BFGS and predict run
-        BLAS on ``n_jobs`` threads (a process-wide limit while the call runs).
+        over ``n_jobs`` threads with BLAS on one thread; predict shares the
+        row blocks of many rows over ``n_jobs`` threads with BLAS on one, and
+        runs few rows, like L-BFGS, with BLAS on ``n_jobs`` threads (a
+        process-wide limit while the call runs).
         -1 means every core. Results are bitwise identical for a given n_jobs.
         Threads help large layers only; on small networks, or with more threads
         than idle cores, they slow a fit down (often several times).

@@ -92,15 +92,18 @@ def predict_threads(layer_units, n_rows, n_threads=1):
     return blas_threads_for(layer_units, block, n_threads)
 
 
-def predict_split(layer_units, n_rows):
-    """OpenMP threads to share a predict's row blocks: OpenMP's budget when
-    there are rows enough for two blocks per thread (from PIN_PREDICT_ROWS
-    rows on), else 1, which leaves the blocks to one thread (and BLAS)."""
+def predict_split(layer_units, n_rows, budget=None):
+    """OpenMP threads to share a predict's row blocks: the budget (OpenMP's,
+    or the n_jobs given) when there are rows enough for two blocks per thread
+    (from PIN_PREDICT_ROWS rows on), else 1, which leaves the blocks to one
+    thread (and BLAS)."""
     if n_rows < PIN_PREDICT_ROWS:
         return 1
     block = max(1, min(n_rows, PREDICT_BLOCK_VALUES // max([1] + list(layer_units[1:-1]))))
     n_blocks = -(-n_rows // block)
-    return max(1, min(_core.max_threads(), n_blocks // 2))
+    if budget is None:
+        budget = _core.max_threads()
+    return max(1, min(budget, n_blocks // 2))
 
 
 def resolve_n_jobs(n_jobs):
