@@ -258,6 +258,30 @@ def test_backward_on_transposed_weights_trains_the_blas_model(
             np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
 
 
+def test_backward_on_transposed_weights_only_where_it_has_room(restore_isa):
+    # Room for W.T is set aside only for layers whose full share of a batch
+    # fits the limit; a short last batch of a larger layer must keep BLAS's
+    # transposed call (no copy past the room). 35 rows in batches of 32: the
+    # second batch has 3 rows, under the limit for the (300, 200) layer.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastbp import BPRegressor
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((35, 6)), rng.standard_normal(35)
+    models = []
+    for nn in (0, 300 * 200 * 3):
+        _core.set_nn_backward(nn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(BPRegressor(hidden_layer_sizes=(300, 200), batch_size=32,
+                                      max_iter=3, random_state=0).fit(X, y))
+    for p, q in zip(models[0].coefs_, models[1].coefs_):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_set_nn_backward_refuses_negative_limits(restore_isa):
     with pytest.raises(ValueError, match=">= 0"):
         _core.set_nn_backward(-1)

@@ -168,7 +168,8 @@ cdef struct Net:
     void** moment_1
     void** moment_2
     void** pre              # per thread, per layer: z, or NULL if not needed
-    void** wt               # per thread: room for the largest hidden W.T
+    void** wt               # per thread: room for wt_size values of a W.T
+    Py_ssize_t wt_size      # the largest W.T that _backward may copy there
     const int* activations  # n_layers: each layer's activation, output last
     const double* dropout   # n_layers + 1 drop rates of act[l] (NULL: none)
     uint64_t seed           # this epoch's dropout seed
@@ -1012,7 +1013,8 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
             # delta must travel back through the weights before they change.
             if n_out == 1:
                 _outer(d, coef[l], n_rows, n_in, delta[l - 1])
-            elif n_rows * n_in * n_out <= _nn_backward_limit:
+            elif (n_rows * n_in * n_out <= _nn_backward_limit
+                  and n_in * n_out <= net.wt_size):
                 if floating is float:
                     fastbp_k.transpose_s(coef[l], n_in, n_out, wt)
                 else:
@@ -1301,9 +1303,13 @@ cdef class Trainer:
             per_thread += self.units[l] * self.units[l + 1] + self.units[l + 1]
             if l + 1 < L and needs_pre(self.acts[l]):
                 per_thread += self.chunk * self.units[l + 1]
+        # Room for the transposed weights of the layers whose backward product
+        # runs on them (see _backward): none for large layers.
         wt_size = 0
         for l in range(1, L):
-            wt_size = max(wt_size, self.units[l] * self.units[l + 1])
+            if (self.units[l + 1] > 1 and self.chunk * self.units[l] * self.units[l + 1]
+                    <= _nn_backward_limit):
+                wt_size = max(wt_size, self.units[l] * self.units[l + 1])
         per_thread += wt_size
         total = T * per_thread
         self.work = malloc(total * itemsize)
@@ -1341,6 +1347,7 @@ cdef class Trainer:
         self.net.moment_2 = self.moment_2
         self.net.pre = self.pre
         self.net.wt = self.wt
+        self.net.wt_size = wt_size
         self.net.activations = self.acts
         self.net.dropout = self.drop
         self.net.seed = 0
