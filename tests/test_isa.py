@@ -282,14 +282,6 @@ def test_backward_on_transposed_weights_only_where_it_has_room(restore_isa):
         np.testing.assert_array_equal(p, q)
 
 
-def test_set_nn_backward_refuses_negative_limits(restore_isa):
-    with pytest.raises(ValueError, match=">= 0"):
-        _core.set_nn_backward(-1)
-    previous = _core.set_nn_backward(77)
-    assert _core.get_nn_backward() == 77
-    assert _core.set_nn_backward(previous) == 77
-
-
 @pytest.mark.parametrize("hidden", [(9, 5), (37,), (70, 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dtype,
@@ -310,12 +302,14 @@ def test_own_small_products_train_the_blas_model(estimator_case, restore_isa, dt
         np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
 
 
-def test_set_small_gemm_refuses_negative_limits(restore_isa):
+@pytest.mark.parametrize("name", ["small_gemm", "nn_backward"])
+def test_product_limits_refuse_negative_values(restore_isa, name):
+    set_limit, get_limit = getattr(_core, "set_" + name), getattr(_core, "get_" + name)
     with pytest.raises(ValueError, match=">= 0"):
-        _core.set_small_gemm(-1)
-    previous = _core.set_small_gemm(123)
-    assert _core.get_small_gemm() == 123
-    assert _core.set_small_gemm(previous) == 123
+        set_limit(-1)
+    previous = set_limit(123)
+    assert get_limit() == 123
+    assert set_limit(previous) == 123
 
 
 @pytest.mark.parametrize("value", ["0", "4096", "junk"])

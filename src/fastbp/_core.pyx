@@ -169,7 +169,7 @@ cdef struct Net:
     void** moment_2
     void** pre              # per thread, per layer: z, or NULL if not needed
     void** wt               # per thread: room for wt_size values of a W.T
-    Py_ssize_t wt_size      # the largest W.T that _backward may copy there
+    Py_ssize_t wt_size      # layers with n_in * n_out <= wt_size go through it
     const int* activations  # n_layers: each layer's activation, output last
     const double* dropout   # n_layers + 1 drop rates of act[l] (NULL: none)
     uint64_t seed           # this epoch's dropout seed
@@ -293,10 +293,12 @@ cdef extern from "_simd.h":
 # Products of at most this many multiply-adds run in _simd.h's kernel, not
 # BLAS (see _gemm; 0 sends every product to BLAS). set_small_gemm changes it.
 cdef Py_ssize_t _small_gemm_limit = 0
-# Backward products delta @ W.T of at most this many multiply-adds run as
-# delta @ (a transposed copy of W), a product without a transposed operand,
-# which OpenBLAS sends to its small-matrix kernels and _simd.h's kernel takes
-# (see _backward; 0 keeps BLAS's transposed call). set_nn_backward changes it.
+# Backward products delta @ W.T of at most this many multiply-adds (for a
+# thread's full share of a batch) run as delta @ (a transposed copy of W), a
+# product without a transposed operand, which OpenBLAS sends to its
+# small-matrix kernels and _simd.h's kernel takes. A Trainer sets aside room
+# for the copy by it (Net.wt_size); 0 keeps BLAS's transposed call.
+# set_nn_backward changes it.
 cdef Py_ssize_t _nn_backward_limit = 0
 
 
@@ -982,8 +984,9 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
     mask and scale where the forward pass dropped; act[l] is then rescaled in
     place, after its last use as an input). The first layer's input is
     block.a0, or the CSR rows of the block when that is NULL. pre[l] is layer
-    l's z where act' needs it. wt is scratch room for the transposed weights
-    of any layer but the first.
+    l's z where act' needs it. wt is scratch room for net.wt_size values:
+    the backward product of every layer whose weights fit there runs on their
+    transposed copy (the Trainer makes room for exactly those layers).
     """
     cdef Py_ssize_t l, n_in, n_out, n_layers = net.n_layers
     cdef Py_ssize_t n_rows = block.n_rows
@@ -1013,8 +1016,7 @@ cdef void _backward(const Net* net, const Block* block, floating** act,
             # delta must travel back through the weights before they change.
             if n_out == 1:
                 _outer(d, coef[l], n_rows, n_in, delta[l - 1])
-            elif (n_rows * n_in * n_out <= _nn_backward_limit
-                  and n_in * n_out <= net.wt_size):
+            elif n_in * n_out <= net.wt_size:
                 if floating is float:
                     fastbp_k.transpose_s(coef[l], n_in, n_out, wt)
                 else:
@@ -1161,7 +1163,7 @@ cdef class Trainer:
     cdef void** coef_grad
     cdef void** intercept_grad
     cdef void** pre            # T * n_layers: z where act' needs it, else NULL
-    cdef void** wt             # T: room for the largest hidden layer's W.T
+    cdef void** wt             # T: room for the W.T of _backward's copies
     cdef double* part_loss     # n_threads
     cdef Net net
     cdef void* work
@@ -1304,7 +1306,9 @@ cdef class Trainer:
             if l + 1 < L and needs_pre(self.acts[l]):
                 per_thread += self.chunk * self.units[l + 1]
         # Room for the transposed weights of the layers whose backward product
-        # runs on them (see _backward): none for large layers.
+        # (for a thread's full share of a batch) is within _nn_backward_limit:
+        # whether n_in * n_out fits the room then tells _backward which layers
+        # those are, as chunk is the same for all. None for large layers.
         wt_size = 0
         for l in range(1, L):
             if (self.units[l + 1] > 1 and self.chunk * self.units[l] * self.units[l + 1]

@@ -24,12 +24,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The 64-byte vector helpers of the AVX2 and baseline copies are static
-   inline: no call passes such a vector, so the ABI note does not apply. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
 #if defined(_MSC_VER) && !defined(restrict)
 #define restrict __restrict
 #endif

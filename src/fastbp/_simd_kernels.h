@@ -227,7 +227,8 @@
    fma(s, u[l], x[l]) for a scalar s, fastbp_fmav_<tag>(x, w, u) is
    fma(w[l], u[l], x[l]). Functions on whole vectors, so that GCC keeps the
    operands in registers and emits one instruction per call where the target
-   has FMA. Tags: d/s (double/float) by the target's width (w), 16 and 64
+   has FMA; fastbp_fmap_<tag>(x, s, ptr) takes u from memory at ptr (any
+   alignment). Tags: d/s (double/float) by the target's width (w) and by 16
    bytes. */
 #define FASTBP_VFMA_FNS(T, TAG, BYTES)                                          \
     typedef T FASTBP_NAME(fastbp_v##TAG) __attribute__((vector_size(BYTES)));   \
@@ -246,11 +247,8 @@
         FASTBP_NAME(fastbp_fmap_##TAG)(FASTBP_NAME(fastbp_v##TAG) x, T s,       \
                                        const T *ptr)                            \
     {                                                                           \
-        FASTBP_NAME(fastbp_v##TAG) u = *(const FASTBP_NAME(fastbp_u##TAG) *) ptr; \
-        Py_ssize_t l;                                                           \
-        for (l = 0; l < (Py_ssize_t) (BYTES / sizeof(T)); l++)                  \
-            x[l] = FASTBP_FMA(T, s, u[l], x[l]);                                \
-        return x;                                                               \
+        return FASTBP_NAME(fastbp_fma_##TAG)(                                   \
+            x, s, *(const FASTBP_NAME(fastbp_u##TAG) *) ptr);                   \
     }                                                                           \
     FASTBP_TARGET static inline FASTBP_NAME(fastbp_v##TAG)                      \
         FASTBP_NAME(fastbp_fmav_##TAG)(FASTBP_NAME(fastbp_v##TAG) x,            \
@@ -264,10 +262,8 @@
     }
 FASTBP_VFMA_FNS(double, dw, FASTBP_VBYTES)
 FASTBP_VFMA_FNS(double, d16, 16)
-FASTBP_VFMA_FNS(double, d64, 64)
 FASTBP_VFMA_FNS(float, sw, FASTBP_VBYTES)
 FASTBP_VFMA_FNS(float, s16, 16)
-FASTBP_VFMA_FNS(float, s64, 64)
 #define FASTBP_VFMA(S, W, acc, s, u)                                            \
     (acc) = FASTBP_NAME(fastbp_fma_##S##W)((acc), (s), (u))
 /* acc = fma(s, the vector at T pointer ptr (any alignment), acc). */
@@ -275,8 +271,6 @@ FASTBP_VFMA_FNS(float, s64, 64)
     (acc) = FASTBP_NAME(fastbp_fmap_##S##W)((acc), (s), (ptr))
 #define FASTBP_VFMA_VV(S, W, acc, w, u)                                         \
     (acc) = FASTBP_NAME(fastbp_fmav_##S##W)((acc), (w), (u))
-#endif
-#if defined(__GNUC__)
 /* Rows [i, i + RB) by NV vectors of type VT (LEN lanes each) from column j0. */
 #define FASTBP_GEMM_RB(T, S, VT, W, LEN, NV, RB)                                \
     for (; j0 + (NV) * (LEN) <= n; j0 += (NV) * (LEN)) {                        \
